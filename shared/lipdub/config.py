@@ -1,0 +1,26 @@
+"""One settings object, read from the environment (prefix LIPDUB_) so that every real
+component is switched on by configuration, never by code edits."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LIPDUB_", env_file=None, extra="ignore")
+
+    # Operator-supplied Wav2Lip weights (never bundled); `--engine auto` uses wav2lip when set.
+    wav2lip_checkpoint: Path | None = None
+    # "auto" picks CUDA when torch sees it, else CPU.
+    device: str = "auto"
+    wav2lip_batch_size: int = 16
+    # Detect faces every N frames (and on every scene cut); track in between.
+    detect_every: int = 5
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Lip-sync engines: frames + audio features in, mouth regions out."""

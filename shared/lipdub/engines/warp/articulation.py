@@ -1,0 +1,83 @@
+"""Audio -> articulation track, no learned weights.
+
+Per video frame: how open the jaw/lips are (0 = closed, 1 = wide open) and how wide versus
+rounded the lips are (-1 = rounded "oo", +1 = spread "ee"). Derived from energy in the
+speech band, spectral centroid and a silence gate, smoothed with attack/release and shifted
+slightly earlier, because the mouth starts to move before the sound comes out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.signal import stft
+
+RATE = 16_000
+HOP_S = 0.010  # analysis every 10 ms, whatever the video frame rate
+WINDOW_S = 0.025
+SPEECH_BAND = (250.0, 3500.0)
+ATTACK_S = 0.030  # how fast the mouth opens
+RELEASE_S = 0.070  # how fast it closes again
+LOOKAHEAD_S = 0.040
+GATE_DB_ABOVE_FLOOR = 9.0  # below this the track is silence and the mouth closes
+
+
+@dataclass(frozen=True)
+class Articulation:
+    openness: np.ndarray  # (frames,) float32 in [0, 1]
+    width: np.ndarray  # (frames,) float32 in [-1, 1]
+
+
+def _band_features(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    hop = int(RATE * HOP_S)
+    win = int(RATE * WINDOW_S)
+    freqs, _, spec = stft(samples, fs=RATE, nperseg=win, noverlap=win - hop, nfft=512,
+                          boundary="even", padded=True)
+    power = np.abs(spec) ** 2
+    band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
+    energy_db = 10 * np.log10(power[band].sum(0) + 1e-10)
+    wide = (freqs >= 150) & (freqs <= 6000)
+    centroid = (freqs[wide, None] * power[wide]).sum(0) / (power[wide].sum(0) + 1e-10)
+    return energy_db, centroid
+
+
+def _attack_release(x: np.ndarray) -> np.ndarray:
+    up = 1 - np.exp(-HOP_S / ATTACK_S)
+    down = 1 - np.exp(-HOP_S / RELEASE_S)
+    out = np.empty_like(x)
+    state = 0.0
+    for i, v in enumerate(x):
+        state += (up if v > state else down) * (v - state)
+        out[i] = state
+    return out
+
+
+def articulation_track(samples_16k: np.ndarray, fps: float, frame_count: int) -> Articulation:
+    energy_db, centroid = _band_features(np.asarray(samples_16k, dtype=np.float64))
+    floor = np.percentile(energy_db, 10)
+    peak = np.percentile(energy_db, 97)
+    # Whole-track silence (or a constant tone) has no dynamics: keep the mouth closed.
+    dynamic = max(peak - floor, 1e-6)
+    gate = energy_db > floor + min(GATE_DB_ABOVE_FLOOR, 0.5 * dynamic)
+    # Scale loudness within the speech itself, so syllables open and close the mouth.
+    active = energy_db[gate] if gate.sum() > 10 else energy_db
+    quiet, loud = np.percentile(active, 5), np.percentile(active, 97)
+    level = np.clip((energy_db - quiet) / max(loud - quiet, 1e-6), 0, 1)
+    openness = np.where(gate, level**1.3, 0.0)
+    active_centroid = centroid[gate] if gate.any() else centroid
+    mid = np.median(active_centroid)
+    spread = np.percentile(active_centroid, 90) - np.percentile(active_centroid, 10) + 1e-6
+    width = np.where(gate, np.clip((centroid - mid) / (0.5 * spread), -1, 1), 0.0)
+    openness = _attack_release(openness)
+    width = _attack_release(width)
+
+    # Average each video frame's span, read LOOKAHEAD_S ahead.
+    times = (np.arange(frame_count) / fps + LOOKAHEAD_S) / HOP_S
+    span = max(1, int(round(1 / fps / HOP_S)))
+    idx = np.clip(times.astype(int)[:, None] + np.arange(span)[None, :], 0, len(openness) - 1)
+    beyond = times.astype(int) >= len(openness)  # past the end of the audio: mouth at rest
+    per_frame_open = np.where(beyond, 0.0, openness[idx].mean(1))
+    per_frame_width = np.where(beyond, 0.0, width[idx].mean(1))
+    return Articulation(openness=per_frame_open.astype(np.float32),
+                        width=per_frame_width.astype(np.float32))

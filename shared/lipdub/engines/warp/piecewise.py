@@ -1,0 +1,67 @@
+"""Fold-free piecewise-affine image warp over a Delaunay triangulation of control points."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.spatial import Delaunay
+
+_SUBPIXEL_BITS = 4
+
+
+@dataclass(frozen=True)
+class Warp:
+    triangles: np.ndarray  # (t, 3) indices into the control points
+    src: np.ndarray  # (n, 2) region coordinates
+    dst: np.ndarray
+    scale: float  # 1.0 = the requested warp; less when it had to shrink to avoid folds
+
+
+def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    a, b, c = (points[triangles[:, k]] for k in range(3))
+    return 0.5 * ((b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1])
+                  - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
+
+
+def folded_triangles(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Triangles whose orientation flips between source and destination (a fold)."""
+    a_src, a_dst = signed_areas(src, triangles), signed_areas(dst, triangles)
+    return (np.sign(a_src) != np.sign(a_dst)) & (np.abs(a_dst) > 1e-6)
+
+
+def fold_free_warp(src: np.ndarray, dst: np.ndarray, attempts: int = 6) -> Warp | None:
+    """Triangulate the source points; if a triangle would fold, shrink every displacement
+    until none does. None when even a small warp folds (the frame is left unchanged)."""
+    triangles = Delaunay(src).simplices
+    scale = 1.0
+    for _ in range(attempts):
+        moved = src + (dst - src) * scale
+        if not folded_triangles(src, moved, triangles).any():
+            return Warp(triangles=triangles, src=src, dst=moved, scale=scale)
+        scale *= 0.6
+    return None
+
+
+def backward_maps(warp: Warp, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """For every destination pixel, where to sample the source (identity outside the mesh)."""
+    index = np.full((height, width), -1, dtype=np.int32)
+    factor = 1 << _SUBPIXEL_BITS
+    areas = signed_areas(warp.dst, warp.triangles)
+    affines = np.zeros((len(warp.triangles), 2, 3), dtype=np.float64)
+    for k, tri in enumerate(warp.triangles):
+        if abs(areas[k]) < 1e-3:
+            continue  # degenerate: covers no pixel
+        d = np.hstack([warp.dst[tri], np.ones((3, 1))])  # rows: x, y, 1
+        affines[k] = np.linalg.solve(d, warp.src[tri]).T
+        cv2.fillConvexPoly(index, np.round(warp.dst[tri] * factor).astype(np.int32), k,
+                           shift=_SUBPIXEL_BITS)
+    ys, xs = np.mgrid[0:height, 0:width]
+    map_x, map_y = xs.astype(np.float32), ys.astype(np.float32)
+    inside = index >= 0
+    m = affines[index[inside]]
+    px, py = xs[inside], ys[inside]
+    map_x[inside] = m[:, 0, 0] * px + m[:, 0, 1] * py + m[:, 0, 2]
+    map_y[inside] = m[:, 1, 0] * px + m[:, 1, 1] * py + m[:, 1, 2]
+    return map_x, map_y

@@ -1,0 +1,1 @@
+"""Faces: BlazeFace detection, one-identity tracking across shots, crop boxes, Face Mesh."""

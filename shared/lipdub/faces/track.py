@@ -1,0 +1,158 @@
+"""Follow one person through a video: detect every N frames and on every cut, track with
+optical flow in between, then smooth the boxes within each shot (never across a cut)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+
+from lipdub.faces.detect import Detection, FaceDetector, iou
+from lipdub.faces.select import FaceSelector
+from lipdub.faces.shots import CutDetector
+
+_FLOW_WIDTH = 480  # optical flow runs on a downscaled grey frame this wide
+_SAME_PERSON_IOU = 0.3
+
+
+@dataclass
+class FaceTrack:
+    """Per-frame results of the analysis pass. Small: 24 bytes a frame."""
+
+    boxes: np.ndarray  # (n, 4) float32 x0, y0, x1, y1; NaN where no face
+    shot: np.ndarray  # (n,) int32 shot number, starting at 0
+    frame_size: tuple[int, int]  # (height, width)
+
+    @property
+    def has_face(self) -> np.ndarray:
+        return ~np.isnan(self.boxes[:, 0])
+
+    @property
+    def frame_count(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def shot_starts(self) -> np.ndarray:
+        starts = np.ones(len(self.shot), dtype=bool)
+        starts[1:] = self.shot[1:] != self.shot[:-1]
+        return starts
+
+
+class _FlowTracker:
+    """Moves a box with the median Lucas-Kanade motion of corner points inside it."""
+
+    def __init__(self) -> None:
+        self._grey: np.ndarray | None = None
+        self._scale = 1.0
+
+    def reset(self, rgb: np.ndarray) -> None:
+        self._grey = self._to_grey(rgb)
+
+    def _to_grey(self, rgb: np.ndarray) -> np.ndarray:
+        self._scale = min(1.0, _FLOW_WIDTH / rgb.shape[1])
+        small = cv2.resize(rgb, None, fx=self._scale, fy=self._scale,
+                           interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+
+    def step(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+        grey = self._to_grey(rgb)
+        previous, self._grey = self._grey, grey
+        if previous is None:
+            return None
+        s = self._scale
+        x0, y0, x1, y1 = (box * s).astype(int)
+        mask = np.zeros_like(previous)
+        mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 255
+        points = cv2.goodFeaturesToTrack(previous, 40, 0.01, 3, mask=mask)
+        if points is None or len(points) < 4:
+            return box
+        moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, grey, points, None,
+                                                    winSize=(15, 15), maxLevel=2)
+        ok = status.reshape(-1) == 1
+        if ok.sum() < 4:
+            return None
+        shift = np.median((moved - points).reshape(-1, 2)[ok], axis=0) / s
+        return box + np.array([shift[0], shift[1], shift[0], shift[1]], dtype=np.float32)
+
+
+def analyse_faces(
+    frames: Iterable[np.ndarray],
+    frame_count: int,
+    selector: FaceSelector,
+    detect_every: int = 5,
+    on_frame: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None,
+) -> FaceTrack:
+    """One streaming pass over the frames; `on_frame(i, rgb, raw_box)` lets other stages
+    look at frames without a second decode."""
+    boxes = np.full((frame_count, 4), np.nan, dtype=np.float32)
+    shots = np.zeros(frame_count, dtype=np.int32)
+    detector, cuts, flow = FaceDetector(), CutDetector(), _FlowTracker()
+    current: np.ndarray | None = None
+    last_detect = -detect_every
+    shot = -1
+    size = (0, 0)
+    try:
+        for i, rgb in enumerate(frames):
+            if i >= frame_count:
+                break
+            size = rgb.shape[:2]
+            new_shot = cuts.is_cut(rgb)
+            if new_shot:
+                shot += 1
+                current = None
+                flow.reset(rgb)
+            shots[i] = shot
+            tracked = flow.step(rgb, current) if current is not None and not new_shot else None
+            if new_shot or current is None or i - last_detect >= detect_every or tracked is None:
+                current = _redetect(detector.detect(rgb), tracked if tracked is not None
+                                    else current, selector, size, fresh=current is None)
+                last_detect = i
+            else:
+                current = tracked
+            if current is not None:
+                boxes[i] = current
+            if on_frame is not None:
+                on_frame(i, rgb, current)
+    finally:
+        detector.close()
+    track = FaceTrack(boxes=boxes, shot=shots, frame_size=size)
+    smooth_boxes(track)
+    return track
+
+
+def _redetect(
+    detections: list[Detection],
+    previous: np.ndarray | None,
+    selector: FaceSelector,
+    size: tuple[int, int],
+    fresh: bool,
+) -> np.ndarray | None:
+    if fresh or previous is None:
+        chosen = selector.choose(detections, size)
+        return None if chosen is None else chosen.box.copy()
+    # Keep following the same person: the detection that overlaps where they were.
+    if not detections:
+        return previous  # a missed detection mid-shot: trust the flow for now
+    best = max(detections, key=lambda d: iou(d.box, previous))
+    return best.box.copy() if iou(best.box, previous) >= _SAME_PERSON_IOU else None
+
+
+def smooth_boxes(track: FaceTrack, sigma_frames: float = 1.5) -> None:
+    """Gaussian-smooth each run of face frames within a shot, in place."""
+    valid = track.has_face
+    run_start = None
+    for i in range(track.frame_count + 1):
+        inside = i < track.frame_count and valid[i] and (
+            run_start is None or track.shot[i] == track.shot[run_start]
+        )
+        if inside and run_start is None:
+            run_start = i
+        elif not inside and run_start is not None:
+            run = slice(run_start, i)
+            if i - run_start > 2:
+                track.boxes[run] = gaussian_filter1d(track.boxes[run], sigma_frames, axis=0,
+                                                     mode="nearest")
+            run_start = i if i < track.frame_count and valid[i] else None

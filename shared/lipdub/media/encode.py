@@ -1,0 +1,164 @@
+"""Encode + mux: H.264 (yuv420p) video and AAC audio in MP4, written atomically.
+
+The writer streams: each video frame is followed by the audio up to that frame's end time,
+so packets interleave and nothing accumulates in memory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+from types import TracebackType
+
+import av
+import numpy as np
+
+from lipdub.errors import OutputNotWritableError
+
+AUDIO_RATE = 48_000
+
+
+def check_output_writable(output: Path) -> None:
+    """Fail before any work if the output cannot be created."""
+    parent = output.parent if str(output.parent) else Path(".")
+    if output.is_dir():
+        raise OutputNotWritableError(
+            f"Output path '{output}' is a directory.", "Give a file name such as out.mp4."
+        )
+    if not parent.is_dir():
+        raise OutputNotWritableError(
+            f"Output folder '{parent}' does not exist.", "Create it first or choose another path."
+        )
+    if not os.access(parent, os.W_OK):
+        raise OutputNotWritableError(
+            f"Output folder '{parent}' is not writable.", "Choose a folder you can write to."
+        )
+    if output.suffix.lower() not in {".mp4", ".mov", ".m4v", ".mkv"}:
+        raise OutputNotWritableError(
+            f"Output '{output}' has an unsupported extension '{output.suffix}'.",
+            "Use .mp4 (default), .mov, .m4v or .mkv.",
+        )
+
+
+def temp_path_for(output: Path) -> Path:
+    # Same folder, so the final rename is atomic; keeps the extension for the muxer.
+    return output.with_name(f".{output.stem}.{os.getpid()}.partial{output.suffix}")
+
+
+class DubWriter:
+    """Writes frames and the new audio track; `close()` moves the file into place."""
+
+    def __init__(
+        self,
+        output: Path,
+        width: int,
+        height: int,
+        fps: Fraction,
+        audio_chunks: Iterator[np.ndarray] | None,
+        total_frames: int,
+        crf: int = 18,
+        preset: str = "veryfast",
+    ) -> None:
+        self.output = output
+        self.fps = fps
+        self.total_frames = total_frames
+        self.frames_written = 0
+        self._tmp = temp_path_for(output)
+        # yuv420p needs even sizes: odd sources get one replicated edge row/column.
+        self._pad = (height % 2, width % 2)
+        try:
+            self._container = av.open(str(self._tmp), mode="w")
+        except (OSError, av.error.FFmpegError) as exc:
+            raise OutputNotWritableError(
+                f"Cannot write '{output}': {exc}.", "Choose a folder you can write to."
+            ) from exc
+        self._video = self._container.add_stream("libx264", rate=fps)
+        self._video.width = width + self._pad[1]
+        self._video.height = height + self._pad[0]
+        self._video.pix_fmt = "yuv420p"
+        self._video.options = {"crf": str(crf), "preset": preset}
+        self._video.codec_context.time_base = Fraction(1) / fps
+        self._audio = None
+        self._audio_chunks = audio_chunks
+        self._audio_pending = np.zeros((2, 0), dtype=np.float32)
+        self._audio_samples_total = round(total_frames / fps * AUDIO_RATE)
+        self._audio_written = 0
+        if audio_chunks is not None:
+            self._audio = self._container.add_stream("aac", rate=AUDIO_RATE)
+            self._audio.layout = "stereo"
+            self._audio.bit_rate = 192_000
+
+    def __enter__(self) -> DubWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+    def write(self, rgb: np.ndarray) -> None:
+        if any(self._pad):
+            rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame.pts = self.frames_written
+        frame.time_base = Fraction(1) / self.fps
+        for packet in self._video.encode(frame):
+            self._container.mux(packet)
+        self.frames_written += 1
+        self._write_audio_until(self.frames_written)
+
+    def _write_audio_until(self, frame_count: int) -> None:
+        if self._audio is None:
+            return
+        target = min(round(frame_count / self.fps * AUDIO_RATE), self._audio_samples_total)
+        while self._audio_written + self._audio_pending.shape[1] < target:
+            chunk = next(self._audio_chunks, None) if self._audio_chunks is not None else None
+            if chunk is None:  # the track ended: pad with silence (sync mode decides length)
+                chunk = np.zeros((2, target - self._audio_written - self._audio_pending.shape[1]),
+                                 dtype=np.float32)
+                self._audio_chunks = None
+            self._audio_pending = np.concatenate([self._audio_pending, chunk], axis=1)
+        take = target - self._audio_written
+        if take <= 0:
+            return
+        samples, self._audio_pending = (
+            self._audio_pending[:, :take],
+            self._audio_pending[:, take:],
+        )
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
+                                           layout="stereo")
+        frame.sample_rate = AUDIO_RATE
+        frame.pts = self._audio_written
+        frame.time_base = Fraction(1, AUDIO_RATE)
+        for packet in self._audio.encode(frame):
+            self._container.mux(packet)
+        self._audio_written += take
+
+    def close(self) -> None:
+        try:
+            self._write_audio_until(self.total_frames)
+            for packet in self._video.encode(None):
+                self._container.mux(packet)
+            if self._audio is not None:
+                for packet in self._audio.encode(None):
+                    self._container.mux(packet)
+            self._container.close()
+        except BaseException:
+            self.abort()
+            raise
+        os.replace(self._tmp, self.output)
+
+    def abort(self) -> None:
+        # Already failing: the temp file goes whether or not the container closes cleanly.
+        with contextlib.suppress(Exception):
+            self._container.close()
+        self._tmp.unlink(missing_ok=True)

@@ -1,0 +1,28 @@
+"""A disk-backed store of decoded frames, for output orders that run backwards (bounce):
+the frames live in a memory-mapped temp file, so RAM stays flat however long the video."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+
+class DiskFrameCache:
+    def __init__(self, frame_count: int, height: int, width: int) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="lipdub-frames-")
+        self._frames = np.lib.format.open_memmap(
+            Path(self._dir.name) / "frames.npy", mode="w+", dtype=np.uint8,
+            shape=(frame_count, height, width, 3),
+        )
+
+    def put(self, index: int, rgb: np.ndarray) -> None:
+        self._frames[index] = rgb
+
+    def get(self, index: int) -> np.ndarray:
+        return np.array(self._frames[index])
+
+    def close(self) -> None:
+        del self._frames
+        self._dir.cleanup()

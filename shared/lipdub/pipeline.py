@@ -1,0 +1,187 @@
+"""One dub, stage by stage: probe -> audio -> faces (analysis pass) -> engine -> composite
+-> encode. Frames stream through in bounded batches; nothing holds the whole video."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.audio.load import iter_audio, load_mono_16k
+from lipdub.composite import composite
+from lipdub.engines.base import FaceCrop, LipSyncEngine
+from lipdub.faces.crop import crop_box
+from lipdub.faces.select import FaceSelector
+from lipdub.faces.track import FaceTrack, analyse_faces
+from lipdub.media.decode import iter_frames, iter_frames_looped
+from lipdub.media.encode import AUDIO_RATE, DubWriter, check_output_writable
+from lipdub.media.frame_cache import DiskFrameCache
+from lipdub.media.probe import VideoInfo, probe_audio, probe_video
+from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
+from lipdub.sync import SyncMode, SyncPlan, plan_sync
+
+log = logging.getLogger(__name__)
+
+# The analysis pass lets the engine look at every Nth face frame (e.g. to find teeth).
+STUDY_EVERY = 5
+
+
+@dataclass
+class DubReport:
+    output: Path
+    engine: str
+    sync_mode: str
+    fps: float
+    width: int
+    height: int
+    source_frames: int
+    output_frames: int
+    face_frames: int  # output frames whose face was re-synced
+    passthrough_frames: int  # output frames written untouched (no usable face)
+    shots: int
+    seconds_total: float
+    stages: dict[str, StageTiming] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def dub(
+    video: Path,
+    audio: Path,
+    output: Path,
+    engine: LipSyncEngine,
+    sync_mode: SyncMode = SyncMode.CUT_OFF,
+    face: FaceSelector | None = None,
+    detect_every: int = 5,
+    progress: ProgressSink | None = None,
+) -> DubReport:
+    progress = progress or NullProgress()
+    selector = face or FaceSelector(mode="largest")
+    clock = StageClock()
+    started = time.perf_counter()
+
+    with clock.time("probe"):
+        check_output_writable(output)
+        info = probe_video(video)
+        probe_audio(audio)  # fails early, with its own message, if there is no audio track
+    with clock.time("audio"):
+        samples = load_mono_16k(audio)
+    fps = float(info.fps)
+    plan = plan_sync(info.frame_count, len(samples) / 16_000, fps, sync_mode)
+
+    cache = (DiskFrameCache(info.frame_count, info.height, info.width)
+             if sync_mode is SyncMode.BOUNCE else None)
+    try:
+        track = _analyse(info, engine, selector, detect_every, cache, clock, progress)
+        with clock.time("audio"):
+            engine.prepare(samples, fps)
+        report = _render(info, audio, output, engine, track, plan, cache, clock, progress)
+    finally:
+        if cache is not None:
+            cache.close()
+    report.seconds_total = time.perf_counter() - started
+    report.stages = clock.stages
+    if report.face_frames == 0:
+        report.warnings.append(
+            "No face was found in any frame: the video was passed through unchanged with the "
+            "new audio."
+        )
+    return report
+
+
+def _analyse(
+    info: VideoInfo,
+    engine: LipSyncEngine,
+    selector: FaceSelector,
+    detect_every: int,
+    cache: DiskFrameCache | None,
+    clock: StageClock,
+    progress: ProgressSink,
+) -> FaceTrack:
+    progress.start("faces", info.frame_count)
+
+    def look(i: int, rgb: np.ndarray, box: np.ndarray | None) -> None:
+        if cache is not None:
+            cache.put(i, rgb)
+        if box is not None and i % STUDY_EVERY == 0:
+            padded = crop_box(box, rgb.shape[:2])
+            if padded is not None:
+                engine.study(i, rgb, padded)
+        progress.advance("faces")
+
+    with clock.time("faces", frames=info.frame_count):
+        track = analyse_faces(iter_frames(info), info.frame_count, selector, detect_every,
+                              on_frame=look)
+    progress.finish("faces")
+    return track
+
+
+def _source_frames(info: VideoInfo, plan: SyncPlan,
+                   cache: DiskFrameCache | None) -> Iterator[np.ndarray]:
+    if cache is not None:
+        return (cache.get(int(i)) for i in plan.source_indices)
+    return iter_frames_looped(info, iter(int(i) for i in plan.source_indices))
+
+
+def _render(
+    info: VideoInfo,
+    audio: Path,
+    output: Path,
+    engine: LipSyncEngine,
+    track: FaceTrack,
+    plan: SyncPlan,
+    cache: DiskFrameCache | None,
+    clock: StageClock,
+    progress: ProgressSink,
+) -> DubReport:
+    report = DubReport(
+        output=output, engine=engine.name, sync_mode=plan.mode.value, fps=float(info.fps),
+        width=info.width, height=info.height, source_frames=info.frame_count,
+        output_frames=plan.frame_count, face_frames=0, passthrough_frames=0,
+        shots=int(track.shot.max()) + 1 if track.frame_count else 0, seconds_total=0.0,
+    )
+    progress.start("lip-sync", plan.frame_count)
+    frames = _source_frames(info, plan, cache)
+    audio_chunks = iter_audio(audio, AUDIO_RATE, "stereo")
+    pending: list[tuple[np.ndarray, FaceCrop | None]] = []
+    previous_source = -2
+
+    def flush(writer: DubWriter) -> None:
+        crops = [c for _, c in pending if c is not None]
+        with clock.time(engine.name, frames=len(crops)):
+            patches = iter(engine.render(crops))
+        with clock.time("composite", frames=len(pending)):
+            finished = [frame if c is None else composite(frame, next(patches))
+                        for frame, c in pending]
+        with clock.time("encode", frames=len(finished)):
+            for frame in finished:
+                writer.write(frame)
+        progress.advance("lip-sync", len(pending))
+        pending.clear()
+
+    with DubWriter(output, info.width, info.height, info.fps, audio_chunks,
+                   plan.frame_count) as writer:
+        for k in range(plan.frame_count):
+            source = int(plan.source_indices[k])
+            with clock.time("decode", frames=1):
+                frame = next(frames)
+            box = track.boxes[source]
+            padded = None if np.isnan(box[0]) else crop_box(box, frame.shape[:2])
+            crop = None
+            if padded is not None:
+                # Temporal state resets on cuts and wherever the output jumps (loop/bounce).
+                restart = bool(track.shot_starts[source]) or abs(source - previous_source) != 1
+                crop = FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
+                report.face_frames += 1
+            else:
+                report.passthrough_frames += 1
+            previous_source = source
+            pending.append((frame, crop))
+            if len(pending) >= engine.batch_size:
+                flush(writer)
+        flush(writer)
+    progress.finish("lip-sync")
+    return report
