@@ -17,6 +17,7 @@ import av
 import numpy as np
 
 from lipdub.errors import OutputNotWritableError
+from lipdub.media.colour import CONVERSION
 
 AUDIO_RATE = 48_000
 
@@ -108,7 +109,8 @@ class DubWriter:
     def write(self, rgb: np.ndarray) -> None:
         if any(self._pad):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+            format="yuv420p", interpolation=CONVERSION)
         frame.pts = self.frames_written
         frame.time_base = Fraction(1) / self.fps
         for packet in self._video.encode(frame):

@@ -54,8 +54,9 @@ def open_media(path: Path | str) -> av.container.InputContainer:
         return av.open(str(p), mode="r")
     except av.error.InvalidDataError as exc:
         raise NotMediaError(
-            f"'{p}' is not a media file FFmpeg can read ({exc.strerror}).",
-            "Give a video or audio file (mp4, mov, mkv, wav, ...).",
+            f"'{p}' could not be read as media: it is not a media file, or it is truncated "
+            f"or damaged (FFmpeg: {exc.strerror}).",
+            "Give a complete video or audio file (mp4, mov, mkv, wav, ...).",
         ) from exc
     except av.error.FFmpegError as exc:
         raise CorruptMediaError(

@@ -80,9 +80,10 @@ def write_wav(path: str, samples: np.ndarray, sample_rate: int = 16_000) -> None
     with av.open(path, mode="w", format="wav") as container:
         stream = container.add_stream("pcm_s16le", rate=sample_rate)
         stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
-        frame.sample_rate = sample_rate
-        for packet in stream.encode(frame):
-            container.mux(packet)
+        if pcm.size:  # an empty track is still a valid (zero-length) file
+            frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+            frame.sample_rate = sample_rate
+            for packet in stream.encode(frame):
+                container.mux(packet)
         for packet in stream.encode(None):
             container.mux(packet)

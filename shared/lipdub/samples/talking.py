@@ -12,6 +12,7 @@ import numpy as np
 
 from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
+from lipdub.engines.warp.interior import capture_reference
 from lipdub.engines.warp.landmarks import LandmarkTracker
 from lipdub.media.encode import DubWriter
 
@@ -90,6 +91,7 @@ def iter_talking_frames(spec: ClipSpec, audio_16k: np.ndarray, frame_count: int)
     base = base_frame(spec)
     fps = float(spec.fps)
     shape = None
+    teeth = None
     if not spec.no_face:
         tracker = LandmarkTracker(smoothing=0.0, static=True)
         h, w = base.shape[:2]
@@ -97,11 +99,12 @@ def iter_talking_frames(spec: ClipSpec, audio_16k: np.ndarray, frame_count: int)
         tracker.close()
         if shape is None:
             raise RuntimeError("Face Mesh found no face in the sample photo")
+        teeth = capture_reference(base, shape)  # the photo's own smile shows teeth
     track = articulation_track(audio_16k, fps, frame_count)
     for k in range(frame_count):
         frame = base
         if shape is not None:
-            patch = reanimate(base, shape, float(track.openness[k]), float(track.width[k]), None)
+            patch = reanimate(base, shape, float(track.openness[k]), float(track.width[k]), teeth)
             if patch is not None:
                 x0, y0, x1, y1 = patch.box
                 frame = base.copy()

@@ -10,7 +10,7 @@ import numpy as np
 
 from lipdub.engines.warp.landmarks import INNER_LOWER, INNER_UPPER, FaceShape
 
-CAVITY_RGB = np.array([52.0, 18.0, 20.0], dtype=np.float32)
+CAVITY_RGB = np.array([44.0, 12.0, 14.0], dtype=np.float32)
 MIN_REFERENCE_GAP = 0.07  # in eye distances: a mouth this open shows its teeth
 
 

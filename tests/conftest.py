@@ -1,0 +1,78 @@
+"""Sample media built in code once per test session (real face photo, speech-like audio)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("GLOG_minloglevel", "2")
+
+from lipdub.samples.speech import SpeechSpec, speech_like, write_wav  # noqa: E402
+from lipdub.samples.talking import ClipSpec, write_talking_clip  # noqa: E402
+
+SMALL = ClipSpec(width=640, height=360, face_height=150, face_centre=(0.5, 0.42))
+
+
+class Samples:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._cache: dict[str, Path] = {}
+
+    def audio(self, name: str, seconds: float, seed: int, **kw) -> Path:
+        key = f"audio-{name}"
+        if key not in self._cache:
+            path = self.root / f"{name}.wav"
+            write_wav(str(path), speech_like(SpeechSpec(seconds=seconds, seed=seed, **kw)))
+            self._cache[key] = path
+        return self._cache[key]
+
+    def clip(self, name: str, seconds: float, seed: int = 1, spec: ClipSpec = SMALL) -> Path:
+        key = f"clip-{name}"
+        if key not in self._cache:
+            audio = speech_like(SpeechSpec(seconds=seconds, seed=seed))
+            self._cache[key] = write_talking_clip(self.root / f"{name}.mp4", spec, audio)
+        return self._cache[key]
+
+
+@pytest.fixture(scope="session")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> Samples:
+    return Samples(tmp_path_factory.mktemp("samples"))
+
+
+@pytest.fixture(scope="session")
+def talking_clip(samples: Samples) -> Path:
+    """4 s, 640x360 @ 25 fps, the face speaking the 'original' track (seed 1)."""
+    return samples.clip("talking", 4.0, seed=1)
+
+
+@pytest.fixture(scope="session")
+def new_voice(samples: Samples) -> Path:
+    """A different speech-like track (seed 7), 5 s: longer than the clip."""
+    return samples.audio("new_voice", 5.0, seed=7, pitch_hz=120, pause_every_s=1.4,
+                         pause_s=0.6)
+
+
+@pytest.fixture(scope="session")
+def short_voice(samples: Samples) -> Path:
+    """2.5 s: shorter than the clip."""
+    return samples.audio("short_voice", 2.5, seed=11)
+
+
+@pytest.fixture(scope="session")
+def random_wav2lip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+    from lipdub.models.wav2lip import Wav2Lip, save_wav2lip_checkpoint
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "wav2lip_random.pth"
+    save_wav2lip_checkpoint(Wav2Lip(), path)
+    return path
+
+
+def assert_no_partial_files(folder: Path) -> None:
+    leftovers = [p.name for p in folder.iterdir() if ".partial" in p.name]
+    assert not leftovers, f"half-written files left behind: {leftovers}"
+
+
