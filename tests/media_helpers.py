@@ -49,13 +49,14 @@ def read_frames(path: Path) -> list[np.ndarray]:
     return list(iter_frames(probe_video(path)))
 
 
-def mouth_openness(path: Path) -> np.ndarray:
-    """Inner-lip gap / eye distance per frame, measured with Face Mesh on the file itself."""
+def mouth_openness(path: Path, box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Inner-lip gap / eye distance per frame, measured with Face Mesh on the file itself
+    (within `box` when given: Face Mesh needs help to find small faces)."""
     tracker = LandmarkTracker(smoothing=0.0, static=True)
     values = []
     for frame in read_frames(path):
         h, w = frame.shape[:2]
-        shape = tracker.measure(frame, (0, 0, w, h))
+        shape = tracker.measure(frame, box or (0, 0, w, h))
         values.append(np.nan if shape is None else shape.lip_gap() / shape.eye_distance)
     tracker.close()
     return np.array(values)

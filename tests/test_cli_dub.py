@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from lipdub.cli import app
 from lipdub.media.encode import DubWriter
-from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
+from lipdub.samples.speech import SpeechSpec, speech_like
 from lipdub.samples.talking import ClipSpec, write_talking_clip
 from typer.testing import CliRunner
 

@@ -94,8 +94,11 @@ def iter_talking_frames(spec: ClipSpec, audio_16k: np.ndarray, frame_count: int)
     teeth = None
     if not spec.no_face:
         tracker = LandmarkTracker(smoothing=0.0, static=True)
-        h, w = base.shape[:2]
-        shape = tracker.measure(base, (0, 0, w, h))
+        cx, cy = spec.face_centre[0] * spec.width, spec.face_centre[1] * spec.height
+        r = spec.face_height
+        box = (max(0, int(cx - r)), max(0, int(cy - r)), min(spec.width, int(cx + r)),
+               min(spec.height, int(cy + r)))
+        shape = tracker.measure(base, box)
         tracker.close()
         if shape is None:
             raise RuntimeError("Face Mesh found no face in the sample photo")

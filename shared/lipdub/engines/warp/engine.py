@@ -9,7 +9,7 @@ from lipdub.engines.base import FaceCrop, MouthPatch
 from lipdub.engines.warp.articulation import Articulation, articulation_track
 from lipdub.engines.warp.geometry import mouth_target
 from lipdub.engines.warp.interior import TeethReference, capture_reference, fill_interior
-from lipdub.engines.warp.landmarks import FaceShape, LandmarkTracker
+from lipdub.engines.warp.landmarks import NOSE_TIP, FaceShape, LandmarkTracker
 from lipdub.engines.warp.piecewise import backward_maps, fold_free_warp
 
 
@@ -28,17 +28,24 @@ def reanimate(
     both = np.vstack([target.src, target.dst])
     x0, y0 = np.floor(both.min(0) - margin).astype(int)
     x1, y1 = np.ceil(both.max(0) + margin).astype(int)
+    # Nothing at or above the tip of the nose ever changes: the region starts below it.
+    y0 = max(y0, int(np.floor(shape.points[NOSE_TIP][1])) + 1)
     x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
     if x1 - x0 < 8 or y1 - y0 < 8:
         return None
     rw, rh = x1 - x0, y1 - y0
+    offset = np.array([x0, y0], dtype=np.float64)
+    inside = np.all((target.src - offset >= 1) & (target.src - offset <= [rw - 2, rh - 2]), axis=1)
+    moving = np.any(target.src != target.dst, axis=1)
+    if np.any(moving & ~inside):
+        return None  # a lip or jaw point lies outside the frame or above the nose: skip
     # The region's border is pinned, so the warp fades to nothing before the patch edge.
     border = np.array([[0, 0], [rw - 1, 0], [0, rh - 1], [rw - 1, rh - 1],
-                       [rw / 2, 0], [rw / 2, rh - 1], [0, rh / 2], [rw - 1, rh / 2]],
-                      dtype=np.float64)
-    offset = np.array([x0, y0], dtype=np.float64)
-    src = np.vstack([target.src - offset, border])
-    dst = np.vstack([target.dst - offset, border])
+                       [rw / 2, 0], [rw / 2, rh - 1], [0, rh / 2], [rw - 1, rh / 2],
+                       [rw / 4, 0], [3 * rw / 4, 0]], dtype=np.float64)
+    keep = np.nonzero(inside)[0]
+    src = np.vstack([target.src[keep] - offset, border])
+    dst = np.vstack([target.dst[keep] - offset, border])
     warp = fold_free_warp(src, dst)
     if warp is None:
         return None
@@ -47,9 +54,11 @@ def reanimate(
     warped = cv2.remap(region, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     ys, xs = np.mgrid[0:rh, 0:rw]
     moved = (np.abs(map_x - xs) > 1e-3) | (np.abs(map_y - ys) > 1e-3)
-    gap_dst = target.gap_src + (target.gap_dst - target.gap_src) * warp.scale
-    painted = fill_interior(warped, warp.dst[target.inner_ring], target.gap_src, gap_dst,
-                            reference)
+    row = {int(r): i for i, r in enumerate(keep)}  # target rows -> rows of this warp
+    upper, lower = (row[r] for r in target.midline_rows)
+    gap_dst = float((warp.dst[lower] - warp.dst[upper]) @ target.down)  # as actually warped
+    ring = [row[r] for r in target.inner_ring]
+    painted = fill_interior(warped, warp.dst[ring], target.gap_src, gap_dst, reference)
     mask = np.maximum(moved.astype(np.float32), painted)
     return MouthPatch(box=(x0, y0, x1, y1), pixels=warped, mask=mask, colour_match=False)
 

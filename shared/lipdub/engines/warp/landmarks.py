@@ -22,6 +22,7 @@ JAW = {152: 1.0, 175: 1.0, 199: 0.95, 200: 0.9, 18: 0.9, 377: 0.9, 148: 0.9, 400
 # Points that never move: nose, cheeks and the face's sides above the mouth.
 STILL = [1, 2, 4, 5, 98, 327, 129, 358, 203, 423, 206, 426, 36, 266, 50, 280, 123, 352,
          116, 345, 93, 323, 132, 361, 234, 454, 205, 425, 187, 411, 147, 376, 213, 433]
+NOSE_TIP = 1
 EYES = (33, 263)  # outer eye corners: the face's scale and horizontal axis
 MOUTH_CORNERS = (61, 291)
 INNER_CORNERS = (78, 308)
@@ -56,10 +57,44 @@ class FaceShape:
         return float(np.linalg.norm(self.points[MOUTH_CORNERS[1]] - self.points[MOUTH_CORNERS[0]]))
 
 
+def refine_lower_lip(frame: np.ndarray, shape: FaceShape) -> FaceShape:
+    """Face Mesh's prior pulls the lower inner lip up on wide-open mouths. Move each lower
+    inner point down to the cavity's visible bottom edge (dark above, lip below), so that
+    closing the mouth really closes all of it."""
+    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    points = shape.points.copy()
+    down, eye = shape.down_axis, shape.eye_distance
+    reach = int(max(3, 0.15 * eye))
+    steps = np.arange(-reach // 3, reach + 1, dtype=np.float32)
+    for upper, lower, outer in zip(INNER_UPPER[1:-1], INNER_LOWER, OUTER_LOWER, strict=True):
+        gap = float((points[lower] - points[upper]) @ down)
+        if gap < 0.04 * eye:
+            continue  # closed here: nothing to find
+        line = points[lower][None, :] + steps[:, None] * down[None, :]
+        profile = cv2.remap(grey, line[:, 0:1].copy(), line[:, 1:2].copy(),
+                            cv2.INTER_LINEAR).reshape(-1)
+        darkest = int(np.argmin(profile[: len(profile) // 2 + 1]))
+        cavity = float(profile[darkest])
+        if cavity > 80:
+            continue  # no dark mouth cavity around this point
+        # The cavity's bottom edge: the first clear rise after the darkest sample (the lip
+        # below is lighter than the cavity; the skin further down is lighter still).
+        above = np.nonzero(profile[darkest:] > cavity + 30)[0]
+        if len(above) == 0:
+            continue
+        shift = float(steps[darkest + above[0]])
+        limit = float((points[outer] - points[lower]) @ down) - 2.0  # keep some lower lip
+        if shift > 0:
+            points[lower] = points[lower] + down * shift
+            if shift > limit:
+                points[outer] = points[outer] + down * (shift - limit)
+    return FaceShape(points=points)
+
+
 class LandmarkTracker:
     """Face Mesh on the crop around the tracked face; temporal smoothing within a shot."""
 
-    def __init__(self, smoothing: float = 0.5, static: bool = False) -> None:
+    def __init__(self, smoothing: float = 0.0, static: bool = False) -> None:
         self._static = static
         self._mesh = self._new_mesh()
         self._smoothing = smoothing
@@ -100,4 +135,4 @@ class LandmarkTracker:
         if self._previous is not None and self._smoothing > 0:
             pts = self._smoothing * self._previous + (1 - self._smoothing) * pts
         self._previous = pts
-        return FaceShape(points=pts)
+        return refine_lower_lip(frame, FaceShape(points=pts))

@@ -15,8 +15,7 @@ _SUBPIXEL_BITS = 4
 class Warp:
     triangles: np.ndarray  # (t, 3) indices into the control points
     src: np.ndarray  # (n, 2) region coordinates
-    dst: np.ndarray
-    scale: float  # 1.0 = the requested warp; less when it had to shrink to avoid folds
+    dst: np.ndarray  # (n, 2) where the points actually go (possibly short of the request)
 
 
 def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
@@ -25,22 +24,32 @@ def signed_areas(points: np.ndarray, triangles: np.ndarray) -> np.ndarray:
                   - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0]))
 
 
+# A triangle squeezed below this area (px^2) covers no pixel: lips pressed shut do this.
+SLIVER_AREA = 0.5
+
+
 def folded_triangles(src: np.ndarray, dst: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Triangles whose orientation flips between source and destination (a fold)."""
     a_src, a_dst = signed_areas(src, triangles), signed_areas(dst, triangles)
-    return (np.sign(a_src) != np.sign(a_dst)) & (np.abs(a_dst) > 1e-6)
+    return (np.sign(a_src) != np.sign(a_dst)) & (np.abs(a_dst) > SLIVER_AREA)
 
 
-def fold_free_warp(src: np.ndarray, dst: np.ndarray, attempts: int = 6) -> Warp | None:
-    """Triangulate the source points; if a triangle would fold, shrink every displacement
-    until none does. None when even a small warp folds (the frame is left unchanged)."""
+def fold_free_warp(src: np.ndarray, dst: np.ndarray, rounds: int = 12) -> Warp | None:
+    """Triangulate the source points and move them towards `dst`. Where a triangle would
+    fold, only its own corners are held back, round by round, so the rest of the warp
+    keeps its full strength. None when no fold-free warp is found (frame left unchanged)."""
     triangles = Delaunay(src).simplices
-    scale = 1.0
-    for _ in range(attempts):
-        moved = src + (dst - src) * scale
+    strength = np.ones(len(src))
+    for _ in range(rounds):
+        moved = src + (dst - src) * strength[:, None]
+        folded = folded_triangles(src, moved, triangles)
+        if not folded.any():
+            return Warp(triangles=triangles, src=src, dst=moved)
+        strength[np.unique(triangles[folded])] *= 0.7
+    for scale in (0.5, 0.25, 0.1):  # last resort: a weaker warp everywhere
+        moved = src + (dst - src) * (strength * scale)[:, None]
         if not folded_triangles(src, moved, triangles).any():
-            return Warp(triangles=triangles, src=src, dst=moved, scale=scale)
-        scale *= 0.6
+            return Warp(triangles=triangles, src=src, dst=moved)
     return None
 
 
