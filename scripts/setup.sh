@@ -21,8 +21,18 @@ stamp=.venv/.lipdub-lock.sha256
 want=$(cat requirements/lock.txt requirements/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing pinned dependencies (first run takes a few minutes)"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -c requirements/constraints.txt -r requirements/lock.txt
-  .venv/bin/python -m pip install -q --no-deps -e .
+  # pip's notes about unreachable local mirrors are noise here; real errors still stop us.
+  quiet() {
+    local log status=0
+    log=$(mktemp)
+    "$@" >"$log" 2>&1 || status=$?
+    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
+    rm -f "$log"
+    return "$status"
+  }
+  quiet .venv/bin/python -m pip install -q --upgrade "pip>=24"
+  quiet .venv/bin/python -m pip install -q -c requirements/constraints.txt -r requirements/lock.txt
+  quiet .venv/bin/python -m pip install -q --no-deps -e .
+  .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi

@@ -213,10 +213,15 @@ def test_wav2lip_engine_dubs_with_a_random_checkpoint(
                str(random_wav2lip_checkpoint))
     flat = " ".join(text.split())
     assert "engine wav2lip" in flat and "faces found in 50" in flat
+    source = np.stack(read_frames(clip)).astype(np.int16)
     after = np.stack(read_frames(out)).astype(np.int16)
-    diff = np.abs(reencoded(clip, tmp_path)[: len(after)] - after).max(axis=3)
-    assert diff[:, :100].mean() < 0.3  # forehead and above untouched
-    assert diff[:, 170:240, 280:360].mean() > 10  # the generated mouth region differs
+    baseline = reencoded(clip, tmp_path)
+    # Forehead and above: no further from the source than a plain re-encode is.
+    codec_error = np.abs(source[:, :100] - baseline[:, :100]).mean()
+    dub_error = np.abs(source[:, :100] - after[:, :100]).mean()
+    assert dub_error <= 1.25 * codec_error + 0.2, (dub_error, codec_error)
+    mouth = np.abs(source[:, 170:240, 280:360] - after[:, 170:240, 280:360]).mean()
+    assert mouth > 10 * codec_error  # the generated mouth region differs
 
 
 def test_installed_entry_point_reports_errors_with_exit_code_2(tmp_path: Path) -> None:

@@ -93,6 +93,7 @@ def analyse_faces(
     current: np.ndarray | None = None
     last_detect = -detect_every
     shot = -1
+    last_hit = -1
     size = (0, 0)
     try:
         for i, rgb in enumerate(frames):
@@ -107,9 +108,16 @@ def analyse_faces(
             shots[i] = shot
             tracked = flow.step(rgb, current) if current is not None and not new_shot else None
             if new_shot or current is None or i - last_detect >= detect_every or tracked is None:
-                current = _redetect(detector.detect(rgb), tracked if tracked is not None
-                                    else current, selector, size, fresh=current is None)
+                detections = detector.detect(rgb)
                 last_detect = i
+                previous = tracked if tracked is not None else current
+                current = _redetect(detections, previous, selector, size, fresh=current is None)
+                if current is None and previous is not None:
+                    # Lost since the last confirmed sighting: the frames in between were
+                    # flow guesses, so pass them through rather than dub a ghost box.
+                    boxes[last_hit + 1 : i] = np.nan
+                if current is not None:
+                    last_hit = i
             else:
                 current = tracked
             if current is not None:
@@ -135,7 +143,7 @@ def _redetect(
         return None if chosen is None else chosen.box.copy()
     # Keep following the same person: the detection that overlaps where they were.
     if not detections:
-        return previous  # a missed detection mid-shot: trust the flow for now
+        return None
     best = max(detections, key=lambda d: iou(d.box, previous))
     return best.box.copy() if iou(best.box, previous) >= _SAME_PERSON_IOU else None
 
