@@ -13,7 +13,7 @@ import av
 import numpy as np
 
 from lipdub.errors import CorruptMediaError, EmptyMediaError
-from lipdub.media.colour import CONVERSION
+from lipdub.media.colour import frame_to_rgb
 from lipdub.media.probe import VideoInfo, normalise_rotation, open_media
 
 # A source that ends this much earlier than its header says is reported as truncated.
@@ -42,8 +42,7 @@ def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
                     t0 = t
                 slot = round((t - t0) * fps)
                 rotation = normalise_rotation(frame.rotation)
-                rgb = frame.to_ndarray(format="rgb24", interpolation=CONVERSION)
-                image = upright(rgb, rotation)
+                image = upright(frame_to_rgb(frame), rotation)
                 # Fill any gap (VFR or dropped frames) by holding the previous picture.
                 while emitted < slot and emitted < info.frame_count:
                     yield last if last is not None else image

@@ -17,7 +17,7 @@ import av
 import numpy as np
 
 from lipdub.errors import OutputNotWritableError
-from lipdub.media.colour import CONVERSION
+from lipdub.media.colour import rgb_to_frame
 
 AUDIO_RATE = 48_000
 
@@ -109,8 +109,7 @@ class DubWriter:
     def write(self, rgb: np.ndarray) -> None:
         if any(self._pad):
             rgb = np.pad(rgb, ((0, self._pad[0]), (0, self._pad[1]), (0, 0)), mode="edge")
-        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
-            format="yuv420p", interpolation=CONVERSION)
+        frame = rgb_to_frame(np.ascontiguousarray(rgb))
         frame.pts = self.frames_written
         frame.time_base = Fraction(1) / self.fps
         for packet in self._video.encode(frame):

@@ -58,14 +58,16 @@ def backward_maps(warp: Warp, height: int, width: int) -> tuple[np.ndarray, np.n
     index = np.full((height, width), -1, dtype=np.int32)
     factor = 1 << _SUBPIXEL_BITS
     areas = signed_areas(warp.dst, warp.triangles)
+    usable = np.abs(areas) >= 1e-3  # degenerate triangles cover no pixel
     affines = np.zeros((len(warp.triangles), 2, 3), dtype=np.float64)
-    for k, tri in enumerate(warp.triangles):
-        if abs(areas[k]) < 1e-3:
-            continue  # degenerate: covers no pixel
-        d = np.hstack([warp.dst[tri], np.ones((3, 1))])  # rows: x, y, 1
-        affines[k] = np.linalg.solve(d, warp.src[tri]).T
-        cv2.fillConvexPoly(index, np.round(warp.dst[tri] * factor).astype(np.int32), k,
-                           shift=_SUBPIXEL_BITS)
+    corners_dst = warp.dst[warp.triangles[usable]]  # (t, 3, 2)
+    corners_src = warp.src[warp.triangles[usable]]
+    lhs = np.concatenate([corners_dst, np.ones((len(corners_dst), 3, 1))], axis=2)
+    # Per triangle: [x y 1] @ A = source position, solved for all triangles at once.
+    affines[usable] = np.linalg.solve(lhs, corners_src).transpose(0, 2, 1)
+    fixed = np.round(warp.dst * factor).astype(np.int32)
+    for k in np.nonzero(usable)[0]:
+        cv2.fillConvexPoly(index, fixed[warp.triangles[k]], int(k), shift=_SUBPIXEL_BITS)
     ys, xs = np.mgrid[0:height, 0:width]
     map_x, map_y = xs.astype(np.float32), ys.astype(np.float32)
     inside = index >= 0
