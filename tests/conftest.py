@@ -63,6 +63,7 @@ def short_voice(samples: Samples) -> Path:
 @pytest.fixture(scope="session")
 def random_wav2lip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     import torch
+
     from lipdub.models.wav2lip import Wav2Lip, save_wav2lip_checkpoint
 
     torch.manual_seed(0)

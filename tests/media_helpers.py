@@ -7,6 +7,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+
 from lipdub.audio.load import load_mono_16k
 from lipdub.engines.warp.landmarks import LandmarkTracker
 from lipdub.media.decode import iter_frames

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from lipdub.cli import app
 from lipdub.media.encode import DubWriter
 from lipdub.samples.speech import SpeechSpec, speech_like
 from lipdub.samples.talking import ClipSpec, write_talking_clip
-from typer.testing import CliRunner
-
 from tests.conftest import SMALL, assert_no_partial_files
 from tests.media_helpers import inspect_output, read_frames, write_video
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from skimage import data
+
 from lipdub.errors import BadOptionError
 from lipdub.faces.crop import crop_box
 from lipdub.faces.detect import FaceDetector
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.track import analyse_faces
-from skimage import data
 
 
 def _face(height: int) -> np.ndarray:

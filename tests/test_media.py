@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from lipdub.errors import (
     CorruptMediaError,
     EmptyMediaError,
@@ -16,7 +17,6 @@ from lipdub.errors import (
 )
 from lipdub.media.decode import iter_frames
 from lipdub.media.probe import probe_audio, probe_video
-
 from tests.media_helpers import ffmpeg_decode, read_frames, write_video
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import librosa
 import numpy as np
 import pytest
-from lipdub.audio.mel import mel_window, wav2lip_mel
+
+from lipdub.audio.mel import mel_columns, mel_window, wav2lip_mel
 from lipdub.samples.speech import SpeechSpec, speech_like
 
 
@@ -49,3 +50,10 @@ def test_mel_window_indexing_follows_reference() -> None:
     assert np.array_equal(mel_window(mel, 10, 25.0), mel[:, 32:48])  # int(10 * 80 / 25) = 32
     assert np.array_equal(mel_window(mel, 7, 29.97), mel[:, 18:34])  # int(7 * 80 / 29.97)
     assert np.array_equal(mel_window(mel, 40, 25.0), mel[:, 84:100])  # past the end: last 16
+
+
+def test_mel_columns_computed_piecewise_equal_the_whole() -> None:
+    y = speech_like(SpeechSpec(seconds=2.0, seed=4))
+    whole = wav2lip_mel(y)
+    for first, last in [(0, 16), (37, 53), (whole.shape[1] - 16, whole.shape[1])]:
+        assert np.array_equal(mel_columns(y, first, last), whole[:, first:last])

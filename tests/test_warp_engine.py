@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from typer.testing import CliRunner
+
 from lipdub.cli import app
 from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
@@ -14,8 +16,6 @@ from lipdub.engines.warp.geometry import mouth_target
 from lipdub.engines.warp.landmarks import LandmarkTracker
 from lipdub.engines.warp.piecewise import fold_free_warp, folded_triangles
 from lipdub.samples.talking import ClipSpec, base_frame
-from typer.testing import CliRunner
-
 from tests.media_helpers import (
     best_lag_correlation,
     loudness_envelope,
@@ -161,3 +161,28 @@ def test_turned_and_small_faces_are_dubbed(samples, spec: ClipSpec, new_voice: P
     r = best_lag_correlation(openness, loudness_envelope(new_voice, 25.0, len(openness)))
     print(f"{spec}: r(new audio) = {r:.3f}")
     assert r >= 0.4
+
+
+def test_steady_sound_gives_a_steady_mouth_without_jitter(samples, tmp_path: Path) -> None:
+    from lipdub.samples.speech import write_wav
+
+    still = ClipSpec(width=640, height=360, face_height=150, face_centre=(0.5, 0.42),
+                     head_motion=False)
+    clip = samples.clip("still", 3.0, seed=3, spec=still)
+    rate = 16_000
+    t = np.arange(3 * rate) / rate
+    tone = np.where((t > 0.5) & (t < 2.5), 0.3 * np.sin(2 * np.pi * 180 * t), 0.0)
+    audio = tmp_path / "tone.wav"
+    write_wav(str(audio), (tone + 1e-4 * np.random.default_rng(1).standard_normal(len(t)))
+              .astype(np.float32))
+    out = tmp_path / "out.mp4"
+    _dub(clip, audio, out)
+    openness = mouth_openness(out)
+    source = mouth_openness(clip)[25:55]  # the source face keeps talking meanwhile
+    held = openness[25:55]  # 1.0-2.2 s: the tone is steady, so the mouth should hold still
+    step, source_step = np.nanmean(np.abs(np.diff(held))), np.nanmean(np.abs(np.diff(source)))
+    print(f"steady tone: mean {np.nanmean(held):.3f}, frame-to-frame {step:.4f} "
+          f"(source {source_step:.4f}), largest step {np.nanmax(np.abs(np.diff(held))):.3f}")
+    assert np.nanmean(held) > 0.1  # it is open
+    assert step < 0.5 * source_step  # steadier than the talking source beneath it
+    assert np.nanmax(np.abs(np.diff(held))) < 0.05  # no popping

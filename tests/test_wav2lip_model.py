@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from lipdub.errors import BadCheckpointError, InputNotFoundError
 from lipdub.inference.local import LocalPredictor
 from lipdub.models.wav2lip import (

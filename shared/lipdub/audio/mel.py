@@ -9,7 +9,6 @@ from __future__ import annotations
 from functools import lru_cache
 
 import numpy as np
-from scipy.signal import lfilter
 
 SAMPLE_RATE = 16_000
 N_FFT = 800
@@ -70,30 +69,55 @@ def _hann() -> np.ndarray:
     return 0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT)
 
 
-def _stft_magnitude(y: np.ndarray) -> np.ndarray:
-    padded = np.pad(y, N_FFT // 2, mode="reflect")
-    n_frames = 1 + (len(padded) - N_FFT) // HOP
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][:n_frames]
-    return np.abs(np.fft.rfft(frames * _hann(), axis=1)).T  # (401, T)
+def mel_frame_count(sample_count: int) -> int:
+    """Columns of the centred STFT: one every HOP samples, the first centred on sample 0."""
+    return 1 + sample_count // HOP
 
 
-def wav2lip_mel(samples_16k: np.ndarray) -> np.ndarray:
-    """Mono float audio at 16 kHz -> normalised log-mel spectrogram of shape (80, T)."""
-    y = np.asarray(samples_16k, dtype=np.float64).reshape(-1)
-    if y.size < 2:
-        raise ValueError("wav2lip_mel needs at least two samples of audio")
-    y = lfilter([1.0, -PREEMPHASIS], [1.0], y)
-    mel = mel_filterbank() @ _stft_magnitude(y)
-    db = 20.0 * np.log10(np.maximum(1e-5, mel)) - REF_LEVEL_DB
+def _reflect(indices: np.ndarray, n: int) -> np.ndarray:
+    """np.pad(mode="reflect") as an index map (valid while the pad is shorter than n)."""
+    indices = np.abs(indices)
+    over = indices >= n
+    indices[over] = 2 * (n - 1) - indices[over]
+    return indices
+
+
+def mel_columns(samples_16k: np.ndarray, first: int, last: int) -> np.ndarray:
+    """Columns [first, last) of `wav2lip_mel(samples_16k)`, computed from just the audio they
+    cover, so a long track never needs its whole spectrogram in memory."""
+    x = np.asarray(samples_16k).reshape(-1)
+    n = len(x)
+    if n <= N_FFT // 2:
+        raise ValueError("wav2lip_mel needs more than 25 ms of audio")
+    first, last = max(0, first), min(last, mel_frame_count(n))
+    starts = np.arange(first, last) * HOP - N_FFT // 2
+    idx = _reflect(starts[:, None] + np.arange(N_FFT)[None, :], n)
+    # Pre-emphasis y[i] = x[i] - 0.97 x[i-1] is local, so it can be taken per sample index.
+    emphasised = x[idx].astype(np.float64) - PREEMPHASIS * x[np.maximum(idx - 1, 0)]
+    emphasised[idx == 0] = x[0]
+    magnitude = np.abs(np.fft.rfft(emphasised * _hann(), axis=1)).T  # (401, columns)
+    db = 20.0 * np.log10(np.maximum(1e-5, mel_filterbank() @ magnitude)) - REF_LEVEL_DB
     normalised = 2 * MAX_ABS_VALUE * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
     return np.clip(normalised, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
 
 
+def wav2lip_mel(samples_16k: np.ndarray) -> np.ndarray:
+    """Mono float audio at 16 kHz -> normalised log-mel spectrogram of shape (80, T)."""
+    total = mel_frame_count(len(np.asarray(samples_16k).reshape(-1)))
+    block = 4096  # about 50 s of audio at a time keeps the working set small
+    return np.concatenate([mel_columns(samples_16k, a, a + block)
+                           for a in range(0, total, block)], axis=1)
+
+
+def mel_window_start(frame_index: int, fps: float, total_columns: int, width: int = 16) -> int:
+    """First mel column of the window driving video frame `frame_index` (reference rule)."""
+    start = int(frame_index * MEL_FRAMES_PER_SECOND / fps)
+    return max(0, min(start, total_columns - width))
+
+
 def mel_window(mel: np.ndarray, frame_index: int, fps: float, width: int = 16) -> np.ndarray:
     """The (80, 16) window that drives video frame `frame_index` (reference indexing)."""
-    start = int(frame_index * MEL_FRAMES_PER_SECOND / fps)
-    if start + width > mel.shape[1]:
-        start = max(0, mel.shape[1] - width)
+    start = mel_window_start(frame_index, fps, mel.shape[1], width)
     window = mel[:, start : start + width]
     if window.shape[1] < width:  # audio shorter than 0.2 s: pad with the quietest value
         window = np.pad(window, ((0, 0), (0, width - window.shape[1])),

@@ -5,12 +5,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from lipdub.audio.mel import mel_window, wav2lip_mel
+from lipdub.audio.mel import mel_columns, mel_frame_count, mel_window, mel_window_start
 from lipdub.composite import feathered_lower_face_mask
 from lipdub.engines.base import FaceCrop, MouthPatch
 from lipdub.inference.local import Predictor
 
 SIZE = 96
+MEL_WIDTH = 16  # mel columns (0.2 s) per video frame
 
 
 class Wav2LipEngine:
@@ -19,12 +20,24 @@ class Wav2LipEngine:
     def __init__(self, predictor: Predictor, batch_size: int = 16) -> None:
         self.predictor = predictor
         self.batch_size = batch_size
-        self._mel: np.ndarray | None = None
+        self._audio: np.ndarray | None = None
+        self._columns = 0
         self._fps = 25.0
 
     def prepare(self, audio_16k: np.ndarray, fps: float) -> None:
-        self._mel = wav2lip_mel(audio_16k)
+        # Mel columns are computed per batch from the audio they cover: memory stays flat
+        # however long the track (the whole spectrogram of a film would be hundreds of MB).
+        self._audio = audio_16k
+        self._columns = mel_frame_count(len(audio_16k))
         self._fps = fps
+
+    def _mel_windows(self, frame_indices: list[int]) -> np.ndarray:
+        assert self._audio is not None, "prepare() must run before render()"
+        starts = [mel_window_start(k, self._fps, self._columns, MEL_WIDTH) for k in frame_indices]
+        first = min(starts)
+        span = mel_columns(self._audio, first, max(starts) + MEL_WIDTH)
+        return np.stack([mel_window(span, 0, 1.0, MEL_WIDTH) if span.shape[1] < MEL_WIDTH
+                         else span[:, s - first : s - first + MEL_WIDTH] for s in starts])
 
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
         return None
@@ -32,7 +45,6 @@ class Wav2LipEngine:
     def render(self, crops: list[FaceCrop]) -> list[MouthPatch]:
         if not crops:
             return []
-        assert self._mel is not None, "prepare() must run before render()"
         faces = np.stack([
             cv2.resize(c.pixels, (SIZE, SIZE), interpolation=cv2.INTER_AREA)[..., ::-1]
             for c in crops
@@ -40,7 +52,7 @@ class Wav2LipEngine:
         masked = faces.copy()
         masked[:, SIZE // 2 :] = 0.0
         face_input = np.concatenate([masked, faces], axis=3).transpose(0, 3, 1, 2)
-        mel_input = np.stack([mel_window(self._mel, c.frame_index, self._fps) for c in crops])
+        mel_input = self._mel_windows([c.frame_index for c in crops])
         generated = self.predictor(mel_input[:, None].astype(np.float32),
                                    np.ascontiguousarray(face_input))
         patches = []

@@ -1,10 +1,12 @@
 """Import MediaPipe's legacy solutions (the API whose face models ship inside the wheel),
-quietly: its C++ logging and a protobuf deprecation warning are noise for our users."""
+quietly: its C++ start-up logging and a protobuf deprecation warning are noise for users."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
+from collections.abc import Iterator
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -12,4 +14,24 @@ warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
 
 from mediapipe.python.solutions import face_detection, face_mesh  # noqa: E402
 
-__all__ = ["face_detection", "face_mesh"]
+
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """MediaPipe's graphs log to the process's stderr (fd 2) from C++ when they start; those
+    lines cannot be turned off from Python, so fd 2 points at /dev/null meanwhile."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no usable stderr: nothing to hide
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+__all__ = ["face_detection", "face_mesh", "native_stderr_silenced"]

@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lipdub.faces._mediapipe import face_detection
-
-# Faces smaller than this fraction of the frame's height are retried on an upscaled tile.
-_SMALL_FACE_RETRY_SCALE = 2
+from lipdub.faces._mediapipe import face_detection, native_stderr_silenced
 
 
 @dataclass(frozen=True)
@@ -28,9 +25,11 @@ class Detection:
 
 class FaceDetector:
     def __init__(self, min_confidence: float = 0.5) -> None:
-        self._model = face_detection.FaceDetection(
-            model_selection=1, min_detection_confidence=min_confidence
-        )
+        with native_stderr_silenced():
+            self._model = face_detection.FaceDetection(
+                model_selection=1, min_detection_confidence=min_confidence
+            )
+        self._started = False
 
     def close(self) -> None:
         self._model.close()
@@ -52,7 +51,12 @@ class FaceDetector:
         self, rgb: np.ndarray, offset: tuple[int, int], scale: float
     ) -> list[Detection]:
         h, w = rgb.shape[:2]
-        result = self._model.process(np.ascontiguousarray(rgb))
+        if self._started:
+            result = self._model.process(np.ascontiguousarray(rgb))
+        else:  # the graph logs from C++ as it starts on its first frame
+            with native_stderr_silenced():
+                result = self._model.process(np.ascontiguousarray(rgb))
+            self._started = True
         out: list[Detection] = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box

@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.signal import stft
 
 RATE = 16_000
 HOP_S = 0.010  # analysis every 10 ms, whatever the video frame rate
@@ -30,15 +29,23 @@ class Articulation:
 
 
 def _band_features(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    hop = int(RATE * HOP_S)
-    win = int(RATE * WINDOW_S)
-    freqs, _, spec = stft(samples, fs=RATE, nperseg=win, noverlap=win - hop, nfft=512,
-                          boundary="even", padded=True)
-    power = np.abs(spec) ** 2
+    """Speech-band energy (dB) and spectral centroid every HOP_S, computed a minute at a time
+    so that a feature-length track needs no feature-length spectrogram."""
+    hop, win, nfft = int(RATE * HOP_S), int(RATE * WINDOW_S), 512
+    padded = np.pad(np.asarray(samples, dtype=np.float32), win // 2, mode="constant")
+    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop]
+    window = np.hanning(win).astype(np.float32)
+    freqs = np.fft.rfftfreq(nfft, 1 / RATE)
     band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
-    energy_db = 10 * np.log10(power[band].sum(0) + 1e-10)
     wide = (freqs >= 150) & (freqs <= 6000)
-    centroid = (freqs[wide, None] * power[wide]).sum(0) / (power[wide].sum(0) + 1e-10)
+    energy_db = np.empty(len(frames), dtype=np.float32)
+    centroid = np.empty(len(frames), dtype=np.float32)
+    block = int(60 / HOP_S)
+    for a in range(0, len(frames), block):
+        power = np.abs(np.fft.rfft(frames[a : a + block] * window, n=nfft, axis=1)) ** 2
+        energy_db[a : a + block] = 10 * np.log10(power[:, band].sum(1) + 1e-10)
+        centroid[a : a + block] = ((power[:, wide] * freqs[wide]).sum(1)
+                                   / (power[:, wide].sum(1) + 1e-10))
     return energy_db, centroid
 
 
@@ -54,7 +61,7 @@ def _attack_release(x: np.ndarray) -> np.ndarray:
 
 
 def articulation_track(samples_16k: np.ndarray, fps: float, frame_count: int) -> Articulation:
-    energy_db, centroid = _band_features(np.asarray(samples_16k, dtype=np.float64))
+    energy_db, centroid = _band_features(samples_16k)
     floor = np.percentile(energy_db, 10)
     peak = np.percentile(energy_db, 97)
     # Whole-track silence (or a constant tone) has no dynamics: keep the mouth closed.
