@@ -8,8 +8,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from lipdub.errors import CorruptMediaError, EmptyMediaError, NoAudioStreamError
-from lipdub.media.probe import open_media
+from lipdub.errors import CorruptMediaError, EmptyMediaError
+from lipdub.media.probe import first_audio_stream, open_media
 
 FEATURE_RATE = 16_000
 
@@ -17,11 +17,7 @@ FEATURE_RATE = 16_000
 def iter_audio(path: Path | str, sample_rate: int, layout: str) -> Iterator[np.ndarray]:
     """Yield (channels, n) float32 chunks of the first audio stream, resampled."""
     with open_media(path) as container:
-        if not container.streams.audio:
-            raise NoAudioStreamError(
-                f"'{path}' has no audio stream.", "Give a file with the new voice track."
-            )
-        stream = container.streams.audio[0]
+        stream = first_audio_stream(container, path)
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
         try:
             for frame in container.decode(stream):

@@ -6,7 +6,10 @@ from __future__ import annotations
 import contextlib
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -34,4 +37,25 @@ def native_stderr_silenced() -> Iterator[None]:
         os.close(devnull)
 
 
-__all__ = ["face_detection", "face_mesh", "native_stderr_silenced"]
+class QuietSolution:
+    """A MediaPipe solution whose start-up chatter (construction and first frame) is hidden."""
+
+    def __init__(self, factory: Callable[[], Any]) -> None:
+        with native_stderr_silenced():
+            self._solution = factory()
+        self._started = False
+
+    def process(self, rgb: np.ndarray) -> Any:
+        image = np.ascontiguousarray(rgb)
+        if self._started:
+            return self._solution.process(image)
+        with native_stderr_silenced():
+            result = self._solution.process(image)
+        self._started = True
+        return result
+
+    def close(self) -> None:
+        self._solution.close()
+
+
+__all__ = ["QuietSolution", "face_detection", "face_mesh"]

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lipdub.faces._mediapipe import face_detection, native_stderr_silenced
+from lipdub.faces._mediapipe import QuietSolution, face_detection
 
 
 @dataclass(frozen=True)
@@ -25,38 +25,29 @@ class Detection:
 
 class FaceDetector:
     def __init__(self, min_confidence: float = 0.5) -> None:
-        with native_stderr_silenced():
-            self._model = face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=min_confidence
-            )
-        self._started = False
+        self._model = QuietSolution(lambda: face_detection.FaceDetection(
+            model_selection=1, min_detection_confidence=min_confidence))
 
     def close(self) -> None:
         self._model.close()
 
     def detect(self, rgb: np.ndarray) -> list[Detection]:
-        found = self._detect_once(rgb, offset=(0, 0), scale=1.0)
+        found = self._detect_once(rgb, offset=(0, 0))
         if found:
             return found
         # BlazeFace sees the frame at 192 px: small faces in wide frames vanish. Retry on
-        # overlapping upscaled halves so an ~80 px face in 720p is still found.
+        # three overlapping tiles, two thirds of the width each, so each face is seen larger
+        # (an ~80 px face in 720p is then found).
         h, w = rgb.shape[:2]
         tiles: list[Detection] = []
         for x0 in (0, w // 3, 2 * w // 3 - (w // 3) % 2):
             tile = rgb[:, x0 : min(w, x0 + w // 2 + w // 6)]
-            tiles.extend(self._detect_once(tile, offset=(x0, 0), scale=1.0))
+            tiles.extend(self._detect_once(tile, offset=(x0, 0)))
         return _dedupe(tiles)
 
-    def _detect_once(
-        self, rgb: np.ndarray, offset: tuple[int, int], scale: float
-    ) -> list[Detection]:
+    def _detect_once(self, rgb: np.ndarray, offset: tuple[int, int]) -> list[Detection]:
         h, w = rgb.shape[:2]
-        if self._started:
-            result = self._model.process(np.ascontiguousarray(rgb))
-        else:  # the graph logs from C++ as it starts on its first frame
-            with native_stderr_silenced():
-                result = self._model.process(np.ascontiguousarray(rgb))
-            self._started = True
+        result = self._model.process(rgb)
         out: list[Detection] = []
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -64,7 +55,7 @@ class FaceDetector:
                 [rel.xmin * w, rel.ymin * h, (rel.xmin + rel.width) * w,
                  (rel.ymin + rel.height) * h],
                 dtype=np.float32,
-            ) / scale
+            )
             box += np.array([offset[0], offset[1], offset[0], offset[1]], dtype=np.float32)
             out.append(Detection(box=box, score=float(det.score[0])))
         return out

@@ -129,13 +129,18 @@ def normalise_rotation(degrees_ccw: float) -> int:
     return int(round(-degrees_ccw / 90.0)) % 4 * 90
 
 
+def first_audio_stream(container: av.container.InputContainer,
+                       path: Path | str) -> av.audio.stream.AudioStream:
+    if not container.streams.audio:
+        raise NoAudioStreamError(
+            f"'{path}' has no audio stream.", "Give a file with the new voice track."
+        )
+    return container.streams.audio[0]
+
+
 def probe_audio(path: Path | str) -> AudioInfo:
     with open_media(path) as container:
-        if not container.streams.audio:
-            raise NoAudioStreamError(
-                f"'{path}' has no audio stream.", "Give a file with the new voice track."
-            )
-        stream = container.streams.audio[0]
+        stream = first_audio_stream(container, path)
         ctx = stream.codec_context
         return AudioInfo(
             path=Path(path),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lipdub.faces._mediapipe import face_mesh, native_stderr_silenced
+from lipdub.faces._mediapipe import QuietSolution, face_mesh
 
 # Index lists in MediaPipe Face Mesh's canonical topology.
 OUTER_UPPER = [61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291]
@@ -100,12 +100,10 @@ class LandmarkTracker:
         self._smoothing = smoothing
         self._previous: np.ndarray | None = None
 
-    def _new_mesh(self) -> face_mesh.FaceMesh:
-        self._started = False
-        with native_stderr_silenced():
-            return face_mesh.FaceMesh(static_image_mode=self._static, max_num_faces=1,
-                                      refine_landmarks=False, min_detection_confidence=0.4,
-                                      min_tracking_confidence=0.4)
+    def _new_mesh(self) -> QuietSolution:
+        return QuietSolution(lambda: face_mesh.FaceMesh(
+            static_image_mode=self._static, max_num_faces=1, refine_landmarks=False,
+            min_detection_confidence=0.4, min_tracking_confidence=0.4))
 
     def reset(self) -> None:
         self._mesh.close()
@@ -126,12 +124,7 @@ class LandmarkTracker:
         if max(crop.shape[:2]) < 192:  # small faces: upscale so the mesh sees detail
             scale = 192 / max(crop.shape[:2])
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_CUBIC)
-        if self._started:
-            result = self._mesh.process(np.ascontiguousarray(crop))
-        else:  # the graph logs from C++ as it starts on its first frame
-            with native_stderr_silenced():
-                result = self._mesh.process(np.ascontiguousarray(crop))
-            self._started = True
+        result = self._mesh.process(crop)
         if not result.multi_face_landmarks:
             self._previous = None
             return None
