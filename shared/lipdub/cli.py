@@ -87,18 +87,70 @@ def dub(
     face: Annotated[str, typer.Option(help="largest | center | INDEX | x,y,w,h")] = "largest",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
     preview: Annotated[bool, typer.Option(help="Also write a side-by-side preview.")] = False,
+    identity: Annotated[str | None, typer.Option(
+        help="Restore the dubbed face with this identity's trained restorer.")] = None,
+    restore: Annotated[str, typer.Option(
+        help="none | auto (train a restorer on VIDEO itself first, then dub)")] = "none",
 ) -> None:
     """Re-sync the lips in VIDEO to AUDIO and write OUTPUT."""
     try:
+        restorer = _restorer(identity, restore, video, face, device)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
-                preview)
+                preview, restorer)
     except LipDubError as error:
         _fail(error)
 
 
+def _restorer(identity: str | None, restore: str, video: Path, face: str, device: str):  # noqa: ANN202
+    from lipdub.errors import BadOptionError
+
+    if restore not in ("none", "auto"):
+        raise BadOptionError(f"--restore '{restore}' is not known.", "Use none or auto.")
+    if identity is None and restore == "none":
+        return None
+    from lipdub.faces.select import FaceSelector
+    from lipdub.inference.local import pick_device
+    from lipdub.restore.identity import IdentityStore
+    from lipdub.restore.stage import Restorer
+
+    settings = get_settings()
+    store = IdentityStore(settings.identity_dir)
+    if identity is None:  # --restore auto: this video's own person
+        identity = f"auto-{video.stem}"[:64]
+        version = _train_identity([video], identity, False, None, FaceSelector.parse(face),
+                                  settings.restore_steps, device)
+    else:
+        version = store.latest(identity)
+    resolved = pick_device(device)
+    console.print(f"restoring with identity {version.name} v{version.version}")
+    return Restorer(version.load(resolved), resolved)
+
+
+def _train_identity(videos: list[Path], name: str, search: bool, resolution: int | None,
+                    selector, steps: int, device: str):  # noqa: ANN001, ANN202
+    from lipdub.restore.identity import IdentityStore
+    from lipdub.restore.identity_training import train_identity
+    from lipdub.restore.train import TrainConfig
+
+    settings = get_settings()
+    with Progress(TextColumn("{task.description:<44}"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_step(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = bar.add_task(what, total=total)
+            bar.update(tasks[what], completed=done, total=total)
+
+        return train_identity(videos, name, IdentityStore(settings.identity_dir),
+                              TrainConfig(steps=steps, batch_size=settings.restore_batch_size,
+                                          device=device), search=search,
+                              resolution=resolution, selector=selector, on_step=on_step)
+
+
 def run_dub(video: Path, audio: Path, output: Path, engine: str,
             wav2lip_checkpoint: Path | None, sync_mode: SyncMode, face: str, device: str,
-            preview: bool):  # noqa: ANN201 - returns a DubReport
+            preview: bool, restorer=None):  # noqa: ANN001, ANN201 - Restorer, DubReport
     from lipdub.engines.registry import build_engine
     from lipdub.faces.select import FaceSelector
     from lipdub.pipeline import dub as run
@@ -110,7 +162,7 @@ def run_dub(video: Path, audio: Path, output: Path, engine: str,
     built = build_engine(engine, checkpoint, device, settings.wav2lip_batch_size)
     with _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
-                     settings.detect_every, RichProgress(bar))
+                     settings.detect_every, RichProgress(bar), restorer)
     print_summary(report)
     if preview:
         path = write_side_by_side(video, output, preview_path_for(output))
@@ -137,6 +189,99 @@ def demo(
     except LipDubError as error:
         _fail(error)
     out.print(f"source: {inputs.video}\nnew audio: {inputs.audio}\ndubbed: {output}")
+
+
+identity_app = typer.Typer(no_args_is_help=True,
+                           help="Identities: a person's own restorer (SOVQAE).")
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("train")
+def identity_train(
+    video: Annotated[list[Path], typer.Option("--video", help="Footage of the person.")],
+    name: Annotated[str, typer.Option(help="The identity's name.")],
+    search: Annotated[bool, typer.Option(help="Try a few latent/codebook sizes.")] = False,
+    steps: Annotated[int | None, typer.Option(help="Training steps per setting.")] = None,
+    resolution: Annotated[int | None, typer.Option(
+        help="Working resolution (128, 256, 512); default: from the face size.")] = None,
+    face: Annotated[str, typer.Option(help="largest | center | INDEX | x,y,w,h")] = "largest",
+    device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+) -> None:
+    """Train NAME's restorer on their footage and store it as a new version."""
+    from lipdub.faces.select import FaceSelector
+
+    try:
+        if resolution not in (None, 128, 256, 512):
+            from lipdub.errors import BadOptionError
+
+            raise BadOptionError(f"--resolution {resolution} is not supported.",
+                                 "Use 128, 256 or 512.")
+        version = _train_identity(video, name, search, resolution, FaceSelector.parse(face),
+                                  steps or get_settings().restore_steps, device)
+    except LipDubError as error:
+        _fail(error)
+    _print_identity(version.info, f"{version.name} v{version.version} -> {version.path}")
+
+
+def _print_identity(info: dict, title: str) -> None:
+    e = info["evaluation"]
+    table = Table(title=title)
+    for column in ("", "PSNR dB", "SSIM"):
+        table.add_column(column, justify="right")
+    table.add_row("degraded input", f"{e['psnr_degraded']:.2f}", f"{e['ssim_degraded']:.4f}")
+    table.add_row("restored", f"{e['psnr_restored']:.2f}", f"{e['ssim_restored']:.4f}")
+    out.print(table)
+    out.print(f"codebook: {e['codes_used']:.0%} used on held-out frames, "
+              f"{e['codes_alive']:.0%} alive; config {info.get('config')}")
+    for row in info.get("search", []) if len(info.get("search", [])) > 1 else []:
+        out.print(f"  tried latent {row['latent_size']} codebook {row['codebook_size']}: "
+                  f"score {row['score']:.3f}")
+
+
+@identity_app.command("eval")
+def identity_eval(
+    name: Annotated[str, typer.Argument(help="The identity to evaluate.")],
+    video: Annotated[Path, typer.Option("--video", help="Held-out footage of the person.")],
+) -> None:
+    """Restoration quality of NAME's latest restorer on held-out footage."""
+    from dataclasses import asdict
+
+    from lipdub.restore.crops import extract_crops
+    from lipdub.restore.identity import IdentityStore
+    from lipdub.restore.train import evaluate
+
+    try:
+        version = IdentityStore(get_settings().identity_dir).latest(name)
+        model = version.load()
+        crops, _ = extract_crops([video], model.config.resolution)
+        evaluation = evaluate(model, crops)
+    except LipDubError as error:
+        _fail(error)
+    _print_identity({"evaluation": asdict(evaluation), "config": model.config.to_dict()},
+                    f"{name} v{version.version} on {video}")
+
+
+@identity_app.command("list")
+def identity_list() -> None:
+    """Identities and their versions."""
+    from lipdub.restore.identity import IdentityStore
+
+    store = IdentityStore(get_settings().identity_dir)
+    for name in store.names():
+        versions = store.versions(name)
+        out.print(f"{name}: versions {', '.join(str(v.version) for v in versions)}")
+
+
+@identity_app.command("delete")
+def identity_delete(name: Annotated[str, typer.Argument()]) -> None:
+    """Delete NAME and all its versions."""
+    from lipdub.restore.identity import IdentityStore
+
+    try:
+        IdentityStore(get_settings().identity_dir).delete(name)
+    except LipDubError as error:
+        _fail(error)
+    out.print(f"deleted {name}")
 
 
 def main() -> None:

@@ -19,6 +19,11 @@ class Settings(BaseSettings):
     wav2lip_batch_size: int = 16
     # Detect faces every N frames (and on every scene cut); track in between.
     detect_every: int = 5
+    # Where identities (trained restorers) live; one folder per person, versioned.
+    identity_dir: Path = Path.home() / ".lipdub" / "identities"
+    # Training steps for an identity's restorer (`--restore auto` uses the same).
+    restore_steps: int = 2000
+    restore_batch_size: int = 8
 
 
 @lru_cache(maxsize=1)

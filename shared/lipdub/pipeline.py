@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -23,6 +24,9 @@ from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_audio, probe_video
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
 from lipdub.sync import SyncMode, SyncPlan, plan_sync
+
+if TYPE_CHECKING:
+    from lipdub.restore.stage import Restorer
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ def dub(
     face: FaceSelector | None = None,
     detect_every: int = 5,
     progress: ProgressSink | None = None,
+    restorer: Restorer | None = None,
 ) -> DubReport:
     progress = progress or NullProgress()
     selector = face or FaceSelector(mode="largest")
@@ -78,7 +83,8 @@ def dub(
         track = _analyse(info, engine, selector, detect_every, cache, clock, progress)
         with clock.time("audio"):
             engine.prepare(samples, fps)
-        report = _render(info, audio, output, engine, track, plan, cache, clock, progress)
+        report = _render(info, audio, output, engine, track, plan, cache, clock, progress,
+                         restorer)
     finally:
         if cache is not None:
             cache.close()
@@ -136,6 +142,7 @@ def _render(
     cache: DiskFrameCache | None,
     clock: StageClock,
     progress: ProgressSink,
+    restorer: Restorer | None,
 ) -> DubReport:
     report = DubReport(
         output=output, engine=engine.name, sync_mode=plan.mode.value, fps=float(info.fps),
@@ -152,10 +159,18 @@ def _render(
     def flush(writer: DubWriter) -> None:
         crops = [c for _, c in pending if c is not None]
         with clock.time(engine.name, frames=len(crops)):
-            patches = iter(engine.render(crops))
+            patches = engine.render(crops)
         with clock.time("composite", frames=len(pending)):
-            finished = [frame if c is None else composite(frame, next(patches))
+            by_crop = iter(patches)
+            finished = [frame if c is None else composite(frame, next(by_crop))
                         for frame, c in pending]
+        if restorer is not None and crops:
+            with clock.time("restore", frames=len(crops)):
+                faces = [i for i, (_, c) in enumerate(pending) if c is not None]
+                restored = restorer.apply([finished[i] for i in faces],
+                                          [c.box for c in crops], patches)
+                for i, frame in zip(faces, restored, strict=True):
+                    finished[i] = frame
         with clock.time("encode", frames=len(finished)):
             for frame in finished:
                 writer.write(frame)

@@ -1,0 +1,2 @@
+"""Identity-specific restoration (LaDTalk's SOVQAE): a VQ autoencoder trained on one
+person's own footage that restores the detail a lip-sync engine blurs."""

@@ -1,0 +1,101 @@
+"""The Space-Optimised VQ autoencoder: encoder -> vector quantiser -> decoder.
+
+The 'space' parameters are the latent grid size (resolution / 2**downsamples) and the
+codebook size; the codebook uses EMA updates, k-means initialisation and dead-code restarts
+(vector-quantize-pytorch)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from vector_quantize_pytorch import VectorQuantize
+
+
+@dataclass(frozen=True)
+class SOVQAEConfig:
+    resolution: int = 128  # face crops are resized to resolution x resolution
+    latent_size: int = 16  # latent grid is latent_size x latent_size
+    codebook_size: int = 512
+    code_dim: int = 64
+    base_channels: int = 16
+
+    @property
+    def downsamples(self) -> int:
+        ratio = self.resolution // self.latent_size
+        if ratio < 1 or ratio & (ratio - 1) or self.resolution % self.latent_size:
+            raise ValueError(
+                f"latent_size {self.latent_size} must divide resolution {self.resolution} "
+                "by a power of two")
+        return ratio.bit_length() - 1
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, 1, 1),
+            nn.GroupNorm(8, channels), nn.SiLU(), nn.Conv2d(channels, channels, 3, 1, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _channels(config: SOVQAEConfig, level: int) -> int:
+    return config.base_channels * min(2**level, 4)
+
+
+class SOVQAE(nn.Module):
+    """Degraded face crop (B, 3, R, R) in [0, 1] -> restored crop, plus VQ loss and codes."""
+
+    def __init__(self, config: SOVQAEConfig) -> None:
+        super().__init__()
+        self.config = config
+        levels = config.downsamples
+        enc: list[nn.Module] = [nn.Conv2d(3, _channels(config, 0), 3, 1, 1)]
+        for level in range(levels):
+            cin, cout = _channels(config, level), _channels(config, level + 1)
+            # Residual blocks only below full resolution: that is where their cost is low.
+            enc += ([ResBlock(cin)] if level > 0 else []) + [nn.Conv2d(cin, cout, 4, 2, 1)]
+        top = _channels(config, levels)
+        enc += [ResBlock(top), nn.GroupNorm(8, top), nn.SiLU(), nn.Conv2d(top, config.code_dim, 1)]
+        self.encoder = nn.Sequential(*enc)
+        self.quantizer = VectorQuantize(
+            dim=config.code_dim, codebook_size=config.codebook_size, decay=0.9,
+            commitment_weight=0.25, kmeans_init=True, kmeans_iters=10,
+            threshold_ema_dead_code=2, accept_image_fmap=True,
+        )
+        dec: list[nn.Module] = [nn.Conv2d(config.code_dim, top, 3, 1, 1), ResBlock(top)]
+        for level in reversed(range(levels)):
+            cin, cout = _channels(config, level + 1), _channels(config, level)
+            dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1)]
+            dec += [ResBlock(cout)] if level > 0 else []
+        dec += [nn.GroupNorm(8, _channels(config, 0)), nn.SiLU(),
+                nn.Conv2d(_channels(config, 0), 3, 3, 1, 1)]
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        z = self.encoder(x * 2 - 1)
+        quantized, codes, vq_loss = self.quantizer(z)
+        out = torch.sigmoid(self.decoder(quantized))
+        return out, vq_loss.mean(), codes
+
+    @torch.inference_mode()
+    def restore(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward(x)[0]
+
+
+def save_sovqae(model: SOVQAE, path) -> None:  # noqa: ANN001 - str or Path
+    torch.save({"config": model.config.to_dict(), "state_dict": model.state_dict()}, path)
+
+
+def load_sovqae(path, device: str = "cpu") -> SOVQAE:  # noqa: ANN001 - str or Path
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    model = SOVQAE(SOVQAEConfig(**raw["config"]))
+    model.load_state_dict(raw["state_dict"], strict=True)
+    return model.to(device).eval()

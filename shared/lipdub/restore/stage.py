@@ -1,0 +1,74 @@
+"""The restoration stage: after the lip-sync engine, restore the face crop with the
+person's SOVQAE and blend it back only where the engine changed pixels."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+
+from lipdub.engines.base import MouthPatch
+from lipdub.restore.model import SOVQAE
+
+
+def changed_region_mask(crop_box: tuple[int, int, int, int], patch: MouthPatch) -> np.ndarray:
+    """The patch's mask (where the engine wrote) expressed in the face crop's coordinates."""
+    x0, y0, x1, y1 = crop_box
+    px0, py0, px1, py1 = patch.box
+    mask = np.zeros((y1 - y0, x1 - x0), dtype=np.float32)
+    ix0, iy0, ix1, iy1 = max(x0, px0), max(y0, py0), min(x1, px1), min(y1, py1)
+    if ix1 > ix0 and iy1 > iy0:
+        mask[iy0 - y0 : iy1 - y0, ix0 - x0 : ix1 - x0] = patch.mask[
+            iy0 - py0 : iy1 - py0, ix0 - px0 : ix1 - px0]
+    return mask
+
+
+class Restorer:
+    name = "restore"
+
+    def __init__(self, model: SOVQAE, device: str = "cpu", batch_size: int = 16) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.batch_size = batch_size
+        self.resolution = model.config.resolution
+        self._half = device == "cuda"
+        if self._half:
+            self.model = self.model.half()
+
+    @torch.inference_mode()
+    def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
+        """Face crops of any size -> restored crops of the same sizes."""
+        out: list[np.ndarray] = []
+        r = self.resolution
+        for a in range(0, len(crops), self.batch_size):
+            chunk = crops[a : a + self.batch_size]
+            batch = np.stack([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA)
+                              for c in chunk])
+            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
+            x = x.half() / 255.0 if self._half else x.float() / 255.0
+            y = (self.model.restore(x).float().clamp(0, 1) * 255 + 0.5).byte()
+            restored = y.permute(0, 2, 3, 1).cpu().numpy()
+            out += [cv2.resize(img, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_CUBIC)
+                    for img, c in zip(restored, chunk, strict=True)]
+        return out
+
+    def apply(self, frames: list[np.ndarray], crop_boxes: list[tuple[int, int, int, int]],
+              patches: list[MouthPatch]) -> list[np.ndarray]:
+        """Restore each frame's face crop, blended in only where its patch changed pixels;
+        every other pixel stays exactly as it was."""
+        crops = [f[y0:y1, x0:x1] for f, (x0, y0, x1, y1) in zip(frames, crop_boxes,
+                                                                 strict=True)]
+        restored = self.restore_crops(crops)
+        results = []
+        for frame, box, patch, fixed in zip(frames, crop_boxes, patches, restored,
+                                            strict=True):
+            mask = changed_region_mask(box, patch)
+            touched = mask > 0
+            out = frame.copy()
+            x0, y0, x1, y1 = box
+            region = out[y0:y1, x0:x1]
+            m = mask[touched][:, None]
+            region[touched] = np.clip(region[touched] * (1 - m) + fixed[touched] * m + 0.5,
+                                      0, 255).astype(np.uint8)
+            results.append(out)
+        return results
