@@ -145,3 +145,50 @@ def test_footage_without_enough_faces_is_refused_before_training(samples) -> Non
         extract_crops([short], 128)
     result = runner.invoke(app, ["identity", "train", "--video", str(empty), "--name", "nobody"])
     assert result.exit_code == 2 and "usable face" in result.output
+
+
+def test_training_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
+    from lipdub.restore.train import TrainConfig, train_sovqae
+
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+    space = SOVQAEConfig(resolution=32, latent_size=8, codebook_size=16, code_dim=16)
+    straight = train_sovqae(crops, space, TrainConfig(steps=8, batch_size=2,
+                                                      checkpoint_every=4), tmp_path / "a")
+
+    def crash_after_checkpoint(step: int, _record: dict) -> None:
+        if step == 6:
+            raise KeyboardInterrupt  # killed mid-training, after the step-4 checkpoint
+
+    with pytest.raises(KeyboardInterrupt):
+        train_sovqae(crops, space, TrainConfig(steps=8, batch_size=2, checkpoint_every=4),
+                     tmp_path / "b", on_step=crash_after_checkpoint)
+    resumed = train_sovqae(crops, space, TrainConfig(steps=8, batch_size=2,
+                                                     checkpoint_every=4), tmp_path / "b")
+    assert [r["step"] for r in resumed.history] == list(range(1, 9))
+    assert [r["loss"] for r in resumed.history] == pytest.approx(
+        [r["loss"] for r in straight.history], rel=1e-5)
+    for (name, a), b in zip(straight.model.state_dict().items(),
+                            resumed.model.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+
+
+def test_space_search_keeps_the_best_setting_and_the_table(tmp_path: Path,
+                                                            talking_clip: Path) -> None:
+    from lipdub.restore.identity import IdentityStore
+    from lipdub.restore.identity_training import restoration_score, train_identity
+    from lipdub.restore.train import TrainConfig
+
+    store = IdentityStore(tmp_path)
+    version = train_identity([talking_clip], "searched", store,
+                             TrainConfig(steps=4, batch_size=2), search=True)
+    info = version.info
+    assert info["config"]["resolution"] == 128  # a ~160 px face crop
+    assert len(info["search"]) == 3
+    best = max(info["search"], key=lambda row: row["score"])
+    assert (best["latent_size"], best["codebook_size"]) == (
+        info["config"]["latent_size"], info["config"]["codebook_size"])
+    assert best["score"] == pytest.approx(restoration_score(
+        __import__("lipdub.restore.train", fromlist=["Evaluation"]).Evaluation(
+            **info["evaluation"])))
+    assert store.latest("searched").version == 1

@@ -136,7 +136,9 @@ def train_sovqae(
         history, step = state["history"], state["step"]
     mask = lower_face_mask(model_config.resolution)
     focus = torch.from_numpy(0.2 + 0.8 * mask).to(device)[None, None]
-    log = (work_dir / "metrics.jsonl").open("a")
+    log = (work_dir / "metrics.jsonl").open("w")  # rewritten from the checkpoint on resume
+    for record in history:
+        log.write(json.dumps(record) + "\n")
     model.train()
     try:
         while step < config.steps:
