@@ -192,3 +192,23 @@ def test_space_search_keeps_the_best_setting_and_the_table(tmp_path: Path,
         __import__("lipdub.restore.train", fromlist=["Evaluation"]).Evaluation(
             **info["evaluation"])))
     assert store.latest("searched").version == 1
+
+
+def test_restore_auto_trains_on_the_input_then_dubs(tmp_path: Path, talking_clip: Path,
+                                                    short_voice: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LIPDUB_IDENTITY_DIR", str(tmp_path / "ids"))
+    monkeypatch.setenv("LIPDUB_RESTORE_STEPS", "6")
+    monkeypatch.setenv("LIPDUB_RESTORE_BATCH_SIZE", "2")
+    get_settings.cache_clear()
+    try:
+        out = tmp_path / "out.mp4"
+        result = runner.invoke(app, ["dub", "--video", str(talking_clip), "--audio",
+                                     str(short_voice), "--output", str(out), "--engine", "warp",
+                                     "--restore", "auto"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    assert "restoring with identity auto-talking v1" in " ".join(result.output.split())
+    assert (tmp_path / "ids" / "auto-talking" / "v1" / "restorer.pt").exists()
+    assert "restore" in result.output and out.exists()
