@@ -284,6 +284,45 @@ def identity_delete(name: Annotated[str, typer.Argument()]) -> None:
     out.print(f"deleted {name}")
 
 
+keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST gateway.")
+app.add_typer(keys_app, name="keys")
+db_app = typer.Typer(no_args_is_help=True, help="The job database.")
+app.add_typer(db_app, name="db")
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Argument(help="Tenant name (created if new).")],
+                ) -> None:
+    """Create an API key for TENANT and print it (it is shown only this once)."""
+    from lipdub.db.session import session_factory, upgrade
+    from lipdub.jobs.keys import create_key
+
+    url = get_settings().database_url
+    upgrade(url)
+    with session_factory(url)() as session:
+        _, key = create_key(session, tenant)
+    out.print(key)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (the gateway also does this on start)."""
+    from lipdub.db.session import upgrade
+
+    upgrade(get_settings().database_url)
+    out.print("database is up to date")
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the REST gateway with in-process job execution (SQLite, local storage, no Redis)."""
+    import uvicorn
+
+    from lipdub_gateway.app import create_app
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

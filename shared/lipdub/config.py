@@ -25,6 +25,18 @@ class Settings(BaseSettings):
     restore_steps: int = 2000
     restore_batch_size: int = 8
 
+    # The job platform. Embedded defaults: SQLite, a local folder, jobs run in-process.
+    database_url: str = f"sqlite:///{Path.home() / '.lipdub' / 'lipdub.db'}"
+    storage_dir: Path = Path.home() / ".lipdub" / "storage"
+    s3_bucket: str | None = None  # set to store objects in S3 (or MinIO) instead
+    s3_endpoint_url: str | None = None
+    executor: str = "inprocess"  # or "celery" (needs broker_url)
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    max_upload_bytes: int = 8 * 1024**3
+    max_jobs_in_flight: int = 20  # per tenant; more gets 429
+    allow_http_urls: bool = False
+    url_allow_hosts: list[str] = []
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -1,0 +1,1 @@
+"""The LipDub REST gateway: a thin FastAPI adapter over the core library."""

@@ -1,0 +1,215 @@
+"""FastAPI application factory: routes per resource, dependencies for auth, db, storage.
+
+No `from __future__ import annotations` here: FastAPI must see the dependency aliases
+defined inside `create_app` as objects, not strings."""
+
+
+import time
+from collections.abc import Iterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
+from fastapi.responses import FileResponse, RedirectResponse
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
+
+from lipdub.config import Settings, get_settings
+from lipdub.db.models import Job, JobState, Tenant, Upload, new_id
+from lipdub.db.session import session_factory, upgrade
+from lipdub.errors import LipDubError
+from lipdub.jobs.dubbing import dub_file
+from lipdub.jobs.executor import InProcessExecutor
+from lipdub.jobs.keys import tenant_for_key
+from lipdub.jobs.runner import run_job
+from lipdub.jobs.service import (
+    IdempotencyConflictError,
+    JobNotFoundError,
+    JobRequest,
+    create_job,
+    get_job,
+    list_jobs,
+    request_cancel,
+)
+from lipdub.netguard import check_url
+from lipdub.storage import LocalStore, store_from_settings, tenant_key
+from lipdub_gateway.problems import Problem, not_found, problem_handler
+from lipdub_gateway.schemas import JobCreate, JobOut, JobPage, UploadOut
+
+
+def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    sessions = session_factory(settings.database_url)
+    store = store_from_settings(settings)
+    registry = CollectorRegistry()
+    submitted = Counter("lipdub_jobs_submitted_total", "Jobs accepted", registry=registry)
+    latency = Histogram("lipdub_http_request_seconds", "Request latency", ["route"],
+                        registry=registry)
+    executor = None
+    if run_jobs and settings.executor == "inprocess":
+        executor = InProcessExecutor(sessions, partial(run_job, sessions=sessions, store=store,
+                                                       dub_file=dub_file))
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Iterator[None]:
+        upgrade(settings.database_url)  # migrations run on start
+        if executor is not None:
+            executor.start()
+        yield
+        if executor is not None:
+            executor.stop()
+
+    app = FastAPI(title="LipDub", version="1", lifespan=lifespan)
+    app.add_exception_handler(Problem, problem_handler)
+
+    @app.exception_handler(LipDubError)
+    async def bad_input(request: Request, exc: LipDubError):  # noqa: ANN202
+        return await problem_handler(request, Problem(400, "Bad request", str(exc), exc.code))
+
+    @app.middleware("http")
+    async def timing(request: Request, call_next):  # noqa: ANN001, ANN202
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        latency.labels(getattr(route, "path", "other")).observe(time.perf_counter() - started)
+        return response
+
+    def db() -> Iterator[Session]:
+        with sessions() as session:
+            yield session
+
+    def tenant(session: Annotated[Session, Depends(db)],
+               authorization: Annotated[str | None, Header()] = None,
+               x_api_key: Annotated[str | None, Header()] = None) -> Tenant:
+        key = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
+        found = tenant_for_key(session, key) if key else None
+        if found is None:
+            raise Problem(401, "Unauthorized", "A valid API key is required "
+                          "(Authorization: Bearer KEY or X-API-Key).", "unauthorized",
+                          {"WWW-Authenticate": "Bearer"})
+        return found
+
+    Db = Annotated[Session, Depends(db)]
+    Caller = Annotated[Tenant, Depends(tenant)]
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz(session: Db) -> dict:
+        try:
+            session.execute(text("select 1"))
+            store.ping()
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            raise Problem(503, "Not ready", str(exc), "not_ready") from exc
+        return {"status": "ready"}
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    def check_input(uri: str, caller: Tenant, session: Session) -> None:
+        if uri.startswith(("https://", "http://")):
+            check_url(uri, settings.allow_http_urls, frozenset(settings.url_allow_hosts))
+        elif not uri.startswith("s3://"):
+            upload = session.get(Upload, uri.removeprefix("upload:"))
+            if upload is None or upload.tenant_id != caller.id:
+                raise Problem(422, "Unknown input", f"Upload '{uri}' does not exist.",
+                              "unknown_upload")
+
+    @app.post("/v1/jobs", status_code=201)
+    def submit(body: JobCreate, session: Db, caller: Caller, response: Response,
+               idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
+        for uri in (body.video, body.audio):
+            check_input(uri, caller, session)
+        if body.webhook_url:
+            check_url(body.webhook_url, settings.allow_http_urls,
+                      frozenset(settings.url_allow_hosts))
+        in_flight = session.scalar(select(func.count()).select_from(Job).where(
+            Job.tenant_id == caller.id, Job.state.in_([JobState.QUEUED, JobState.RUNNING])))
+        request = JobRequest(body.video, body.audio, body.options.model_dump(),
+                             body.webhook_url, body.metadata)
+        try:
+            if in_flight >= settings.max_jobs_in_flight and idempotency_key is None:
+                raise Problem(429, "Too many jobs", f"{in_flight} jobs are already in "
+                              "flight for this tenant.", "too_many_jobs", {"Retry-After": "30"})
+            job, created = create_job(session, caller.id, request, idempotency_key)
+        except IdempotencyConflictError as exc:
+            raise Problem(409, "Idempotency key reused", "This Idempotency-Key was used "
+                          "with a different request.", "idempotency_conflict") from exc
+        if created:
+            submitted.inc()
+            if executor is not None:
+                executor.submit(job.id)
+        else:
+            response.status_code = 200
+        return JobOut.of(job)
+
+    @app.get("/v1/jobs/{job_id}")
+    def read(job_id: str, session: Db, caller: Caller) -> JobOut:
+        try:
+            return JobOut.of(get_job(session, caller.id, job_id))
+        except JobNotFoundError as exc:
+            raise not_found("job", job_id) from exc
+
+    @app.get("/v1/jobs")
+    def index(session: Db, caller: Caller, state: JobState | None = None,
+              cursor: str | None = None, limit: int = 50) -> JobPage:
+        jobs, next_cursor = list_jobs(session, caller.id, state, cursor, min(limit, 200))
+        return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
+
+    @app.post("/v1/jobs/{job_id}/cancel")
+    def cancel(job_id: str, session: Db, caller: Caller) -> JobOut:
+        try:
+            return JobOut.of(request_cancel(session, caller.id, job_id))
+        except JobNotFoundError as exc:
+            raise not_found("job", job_id) from exc
+
+    @app.get("/v1/jobs/{job_id}/result", response_model=None)
+    def result(job_id: str, session: Db, caller: Caller) -> Response:
+        try:
+            job = get_job(session, caller.id, job_id)
+        except JobNotFoundError as exc:
+            raise not_found("job", job_id) from exc
+        if job.state is not JobState.SUCCEEDED or not job.result_key:
+            raise Problem(409, "No result yet", f"Job '{job_id}' is {job.state}.", "no_result")
+        if isinstance(store, LocalStore):
+            return FileResponse(store.local_path(job.result_key), media_type="video/mp4",
+                                filename=f"{job_id}.mp4")
+        return RedirectResponse(store.url(job.result_key), status_code=307)
+
+    @app.post("/v1/uploads", status_code=201)
+    def upload(file: UploadFile, session: Db, caller: Caller,
+               content_length: Annotated[int | None, Header()] = None) -> UploadOut:
+        limit = settings.max_upload_bytes
+        if content_length is not None and content_length > limit + 64 * 1024:
+            raise Problem(413, "Upload too large", f"Uploads are limited to {limit} bytes.",
+                          "upload_too_large")
+        size = file.size if file.size is not None else 0
+        if size > limit:
+            raise Problem(413, "Upload too large", f"Uploads are limited to {limit} bytes.",
+                          "upload_too_large")
+        upload_id = new_id()
+        key = tenant_key(caller.id, "uploads", upload_id, _safe_name(file.filename))
+        size = store.put_stream(key, file.file)
+        row = Upload(id=upload_id, tenant_id=caller.id, filename=file.filename or "upload",
+                     storage_key=key, size_bytes=size)
+        session.add(row)
+        session.commit()
+        return UploadOut(id=row.id, filename=row.filename, size_bytes=row.size_bytes)
+
+    return app
+
+
+def _safe_name(name: str | None) -> str:
+    keep = "".join(c for c in (name or "upload") if c.isalnum() or c in "._-")
+    return keep[-100:] or "upload"

@@ -1,0 +1,51 @@
+"""In-process execution (embedded mode): queued jobs run on a background thread, one at a
+time, with no broker. The Celery worker is the production alternative."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from lipdub.db.models import Job, JobState
+
+log = logging.getLogger(__name__)
+
+
+class InProcessExecutor:
+    def __init__(self, sessions: sessionmaker[Session],
+                 run: Callable[[str], object]) -> None:
+        self._sessions = sessions
+        self._run = run
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._loop, name="lipdub-jobs", daemon=True)
+
+    def start(self) -> None:
+        # Jobs left queued or running by a previous process are picked up again.
+        with self._sessions() as session:
+            pending = session.scalars(select(Job.id).where(
+                Job.state.in_([JobState.QUEUED, JobState.RUNNING])).order_by(Job.created_at))
+            for job_id in pending:
+                self._queue.put(job_id)
+        self._thread.start()
+
+    def submit(self, job_id: str) -> None:
+        self._queue.put(job_id)
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _loop(self) -> None:
+        while True:
+            job_id = self._queue.get()
+            if job_id is None:
+                return
+            try:
+                self._run(job_id)
+            except Exception:  # noqa: BLE001 - one job's failure must not stop the others
+                log.exception("job %s crashed", job_id)

@@ -1,0 +1,129 @@
+"""Run one job: fetch its inputs, dub, store the result, record progress and the outcome.
+Idempotent: a job that already succeeded is not run again; a rerun after a crash starts over
+and writes a new result key (results are never overwritten in place)."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from lipdub.db.models import Job, JobState, Upload, new_id
+from lipdub.errors import LipDubError
+from lipdub.jobs.service import transition
+from lipdub.storage import ObjectStore, tenant_key
+
+log = logging.getLogger(__name__)
+
+# Share of the progress bar each pipeline pass takes.
+_PASS_SPAN = {"faces": (0, 35), "lip-sync": (35, 95)}
+
+
+class JobCanceledError(Exception):
+    pass
+
+
+class DbProgress:
+    """ProgressSink that writes stage and progress to the job row (at most once a second)
+    and notices a cancel request there."""
+
+    def __init__(self, session: Session, job: Job, min_interval_s: float = 1.0) -> None:
+        self.session, self.job = session, job
+        self._totals: dict[str, int] = {}
+        self._done: dict[str, int] = {}
+        self._last = 0.0
+        self._interval = min_interval_s
+
+    def start(self, stage: str, total: int) -> None:
+        self._totals[stage], self._done[stage] = max(total, 1), 0
+        self.job.stage = stage
+        self._write(force=True)
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        self._done[stage] = self._done.get(stage, 0) + amount
+        self._write()
+
+    def finish(self, stage: str) -> None:
+        self._done[stage] = self._totals.get(stage, 1)
+        self._write(force=True)
+
+    def _write(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last < self._interval:
+            return
+        self._last = now
+        stage = self.job.stage or ""
+        low, high = _PASS_SPAN.get(stage, (0, 100))
+        fraction = self._done.get(stage, 0) / self._totals.get(stage, 1)
+        self.job.progress = int(low + (high - low) * min(1.0, fraction))
+        self.session.commit()
+        self.session.refresh(self.job, ["cancel_requested"])
+        if self.job.cancel_requested:
+            raise JobCanceledError(self.job.id)
+
+
+def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
+                folder: Path, name: str,
+                fetch_url: Callable[[str, Path], None] | None = None) -> Path:
+    """An upload id ("upload:<id>" or the bare id), an s3:// URI or an https URL -> a file."""
+    target = folder / name
+    if uri.startswith(("https://", "http://")):
+        if fetch_url is None:
+            raise LipDubError(f"Fetching URLs is not enabled here: '{uri}'.",
+                              "Upload the file first and pass its upload id.")
+        fetch_url(uri, target)
+        return target
+    if uri.startswith("s3://"):
+        from lipdub.storage import S3Store
+
+        bucket, _, key = uri.removeprefix("s3://").partition("/")
+        S3Store(bucket).get_file(key, target)
+        return target
+    upload = session.get(Upload, uri.removeprefix("upload:"))
+    if upload is None or upload.tenant_id != tenant_id:
+        raise LipDubError(f"Upload '{uri}' does not exist.", "Upload the file first.")
+    store.get_file(upload.storage_key, target)
+    return target
+
+
+def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
+            dub_file: Callable[[Path, Path, Path, dict, DbProgress], dict],
+            fetch_url: Callable[[str, Path], None] | None = None) -> JobState:
+    """Executes the job and returns its final state. `dub_file(video, audio, output,
+    options, progress)` does the media work and returns stage timings."""
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.state.terminal:
+            return JobState.SUCCEEDED if job is None else job.state
+        if job.state is JobState.RUNNING:  # a worker died mid-job: start over, cleanly
+            transition(session, job, JobState.QUEUED, "restarted after an interrupted run")
+        transition(session, job, JobState.RUNNING, "started", stage="fetch")
+        progress = DbProgress(session, job)
+        try:
+            with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
+                folder = Path(tmp)
+                video = fetch_input(job.video_uri, job.tenant_id, session, store, folder,
+                                    "video" + Path(job.video_uri).suffix, fetch_url)
+                audio = fetch_input(job.audio_uri, job.tenant_id, session, store, folder,
+                                    "audio" + Path(job.audio_uri).suffix, fetch_url)
+                output = folder / "result.mp4"
+                timings = dub_file(video, audio, output, dict(job.options), progress)
+                job.stage = "upload"
+                key = tenant_key(job.tenant_id, "results", job.id, f"{new_id()}.mp4")
+                store.put_file(key, output)
+            job.result_key, job.timings = key, timings
+            transition(session, job, JobState.SUCCEEDED, "result stored", stage="done")
+        except JobCanceledError:
+            transition(session, job, JobState.CANCELED, "canceled while running")
+        except LipDubError as error:
+            job.error_code, job.error_message = error.code, str(error)
+            transition(session, job, JobState.FAILED, str(error))
+        except Exception as error:  # noqa: BLE001 - a bug or a broken input: fail cleanly
+            log.exception("job %s failed", job.id)
+            job.error_code, job.error_message = "internal_error", repr(error)
+            transition(session, job, JobState.FAILED, "internal error")
+        return job.state

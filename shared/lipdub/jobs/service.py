@@ -1,0 +1,117 @@
+"""Job records: create (idempotently), read, list, cancel, and every state transition
+recorded as an event."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lipdub.db.models import Job, JobEvent, JobState, utcnow
+
+
+class IdempotencyConflictError(Exception):
+    """The same Idempotency-Key was used before with a different request."""
+
+
+class JobNotFoundError(Exception):
+    pass
+
+
+class InvalidTransitionError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    video_uri: str
+    audio_uri: str
+    options: dict
+    webhook_url: str | None = None
+    metadata: dict | None = None
+
+    def fingerprint(self) -> str:
+        body = json.dumps({"video": self.video_uri, "audio": self.audio_uri,
+                           "options": self.options, "webhook": self.webhook_url,
+                           "metadata": self.metadata or {}}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+def create_job(session: Session, tenant_id: str, request: JobRequest,
+               idempotency_key: str | None = None) -> tuple[Job, bool]:
+    """(job, created). The same key and body returns the first job; another body raises."""
+    fingerprint = request.fingerprint()
+    if idempotency_key is not None:
+        existing = session.scalar(select(Job).where(Job.tenant_id == tenant_id,
+                                                    Job.idempotency_key == idempotency_key))
+        if existing is not None:
+            if existing.request_hash != fingerprint:
+                raise IdempotencyConflictError(idempotency_key)
+            return existing, False
+    job = Job(tenant_id=tenant_id, video_uri=request.video_uri, audio_uri=request.audio_uri,
+              options=request.options, webhook_url=request.webhook_url,
+              job_metadata=request.metadata or {}, idempotency_key=idempotency_key,
+              request_hash=fingerprint, state=JobState.QUEUED)
+    job.events.append(JobEvent(state=JobState.QUEUED, message="job accepted"))
+    session.add(job)
+    session.commit()
+    return job, True
+
+
+def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = session.get(Job, job_id)
+    if job is None or job.tenant_id != tenant_id:  # another tenant's job does not exist
+        raise JobNotFoundError(job_id)
+    return job
+
+
+def list_jobs(session: Session, tenant_id: str, state: JobState | None = None,
+              cursor: str | None = None, limit: int = 50) -> tuple[list[Job], str | None]:
+    """Newest first; `cursor` is the id of the last job of the previous page."""
+    query = select(Job).where(Job.tenant_id == tenant_id)
+    if state is not None:
+        query = query.where(Job.state == state)
+    if cursor is not None:
+        anchor = session.get(Job, cursor)
+        if anchor is not None and anchor.tenant_id == tenant_id:
+            query = query.where((Job.created_at < anchor.created_at)
+                                | ((Job.created_at == anchor.created_at) & (Job.id < anchor.id)))
+    jobs = list(session.scalars(query.order_by(Job.created_at.desc(), Job.id.desc())
+                                .limit(limit + 1)))
+    more = len(jobs) > limit
+    jobs = jobs[:limit]
+    return jobs, (jobs[-1].id if more and jobs else None)
+
+
+_ALLOWED = {
+    JobState.QUEUED: {JobState.RUNNING, JobState.CANCELED, JobState.FAILED},
+    JobState.RUNNING: {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELED, JobState.QUEUED},
+}
+
+
+def transition(session: Session, job: Job, state: JobState, message: str | None = None,
+               stage: str | None = None) -> None:
+    if state not in _ALLOWED.get(job.state, set()):
+        raise InvalidTransitionError(f"{job.state} -> {state}")
+    job.state = state
+    job.stage = stage if stage is not None else job.stage
+    if state is JobState.SUCCEEDED:
+        job.progress = 100
+    job.updated_at = utcnow()
+    job.events.append(JobEvent(state=state, stage=job.stage, message=message))
+    session.commit()
+
+
+def request_cancel(session: Session, tenant_id: str, job_id: str) -> Job:
+    job = get_job(session, tenant_id, job_id)
+    if job.state.terminal:
+        return job
+    if job.state is JobState.QUEUED:
+        transition(session, job, JobState.CANCELED, "canceled before it started")
+    else:
+        job.cancel_requested = True  # the runner checks this between batches
+        session.commit()
+    return job
