@@ -4,6 +4,7 @@ isolation, SSRF and size limits."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -138,3 +139,73 @@ def test_cancel_a_queued_job(platform, talking_clip: Path, short_voice: Path) ->
     for job_id in ids[:-1]:
         assert _wait(client, a, job_id)["state"] == "succeeded"
     assert client.get(f"/v1/jobs/{ids[-1]}", headers=a).json()["state"] == "canceled"
+
+
+class _Receiver:
+    """A local webhook receiver (loopback only) that verifies every message it gets."""
+
+    def __init__(self, secret: str) -> None:
+        import http.server
+        import threading
+
+        from lipdub.webhooks import verify
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+                body = self.rfile.read(int(self.headers["content-length"]))
+                verify(secret, dict(self.headers), body)  # raises on a bad signature
+                received.append((self.headers["webhook-id"], json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_args) -> None:  # noqa: ANN002
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def test_signed_webhook_on_completion_and_redelivery(tmp_path: Path, talking_clip: Path,
+                                                     short_voice: Path) -> None:
+    secret = "whsec_" + __import__("base64").b64encode(b"0123456789abcdef0123").decode()
+    receiver = _Receiver(secret)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=secret,
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
+    upgrade(url)
+    with session_factory(url)() as session:
+        _, key = create_key(session, "studio")
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(settings)) as client:
+        video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
+        job_id = client.post("/v1/jobs", headers=auth, json={
+            "video": video, "audio": audio, "options": {"engine": "warp"},
+            "webhook_url": receiver.url}).json()["id"]
+        assert _wait(client, auth, job_id)["state"] == "succeeded"
+        deadline = time.time() + 10
+        while not receiver.received and time.time() < deadline:
+            time.sleep(0.1)
+        assert receiver.received == [(f"msg_{job_id}_succeeded", {"type": "job.succeeded", "data": {
+            "id": job_id, "state": "succeeded", "error_code": None, "error_message": None,
+            "metadata": {}}})]
+        again = client.post(f"/v1/jobs/{job_id}/webhooks/redeliver", headers=auth).json()
+        assert again["attempt"] == 2 and again["status_code"] == 204
+        assert receiver.received[1][0] == receiver.received[0][0]  # same id: receivers dedupe
+        log = client.get(f"/v1/jobs/{job_id}/webhooks", headers=auth).json()
+        assert [d["attempt"] for d in log] == [1, 2]
+    receiver.server.shutdown()
+
+
+def test_webhook_signature_helper_rejects_tampering() -> None:
+    from lipdub.webhooks import WebhookVerificationError, signed_headers, verify
+
+    headers = signed_headers("whsec_c2VjcmV0", "msg_1", b'{"a":1}', timestamp=1_000_000)
+    verify("whsec_c2VjcmV0", headers, b'{"a":1}', now=1_000_010)
+    for body, now, secret in [(b'{"a":2}', 1_000_010, "whsec_c2VjcmV0"),
+                              (b'{"a":1}', 1_000_010 + 3600, "whsec_c2VjcmV0"),
+                              (b'{"a":1}', 1_000_010, "whsec_b3RoZXI=")]:
+        with pytest.raises(WebhookVerificationError):
+            verify(secret, headers, body, now=now)

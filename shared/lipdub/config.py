@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     max_jobs_in_flight: int = 20  # per tenant; more gets 429
     allow_http_urls: bool = False
     url_allow_hosts: list[str] = []
+    webhook_secret: str | None = None  # default: generated once into ~/.lipdub/webhook_secret
 
 
 @lru_cache(maxsize=1)

@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated
 
+import httpx
 from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse
 from prometheus_client import (
@@ -23,12 +24,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from lipdub.config import Settings, get_settings
-from lipdub.db.models import Job, JobState, Tenant, Upload, new_id
+from lipdub.db.models import Job, JobState, Tenant, Upload, WebhookDelivery, new_id
 from lipdub.db.session import session_factory, upgrade
 from lipdub.errors import LipDubError
 from lipdub.jobs.dubbing import dub_file
 from lipdub.jobs.executor import InProcessExecutor
 from lipdub.jobs.keys import tenant_for_key
+from lipdub.jobs.notify import deliver, webhook_secret
 from lipdub.jobs.runner import run_job
 from lipdub.jobs.service import (
     IdempotencyConflictError,
@@ -42,7 +44,7 @@ from lipdub.jobs.service import (
 from lipdub.netguard import check_url
 from lipdub.storage import LocalStore, store_from_settings, tenant_key
 from lipdub_gateway.problems import Problem, not_found, problem_handler
-from lipdub_gateway.schemas import JobCreate, JobOut, JobPage, UploadOut
+from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, UploadOut
 
 
 def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastAPI:
@@ -53,10 +55,13 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     submitted = Counter("lipdub_jobs_submitted_total", "Jobs accepted", registry=registry)
     latency = Histogram("lipdub_http_request_seconds", "Request latency", ["route"],
                         registry=registry)
+    secret = webhook_secret(settings.webhook_secret, settings.storage_dir.parent)
+    http = httpx.Client()
     executor = None
     if run_jobs and settings.executor == "inprocess":
-        executor = InProcessExecutor(sessions, partial(run_job, sessions=sessions, store=store,
-                                                       dub_file=dub_file))
+        executor = InProcessExecutor(sessions, partial(
+            run_job, sessions=sessions, store=store, dub_file=dub_file,
+            notify=lambda session, job: deliver(session, job, secret, http)))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Iterator[None]:
@@ -186,6 +191,28 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
             return FileResponse(store.local_path(job.result_key), media_type="video/mp4",
                                 filename=f"{job_id}.mp4")
         return RedirectResponse(store.url(job.result_key), status_code=307)
+
+    @app.get("/v1/jobs/{job_id}/webhooks")
+    def deliveries(job_id: str, session: Db, caller: Caller) -> list[DeliveryOut]:
+        try:
+            job = get_job(session, caller.id, job_id)
+        except JobNotFoundError as exc:
+            raise not_found("job", job_id) from exc
+        rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
+                               .order_by(WebhookDelivery.id))
+        return [DeliveryOut.model_validate(r, from_attributes=True) for r in rows]
+
+    @app.post("/v1/jobs/{job_id}/webhooks/redeliver")
+    def redeliver(job_id: str, session: Db, caller: Caller) -> DeliveryOut:
+        try:
+            job = get_job(session, caller.id, job_id)
+        except JobNotFoundError as exc:
+            raise not_found("job", job_id) from exc
+        if not job.webhook_url or not job.state.terminal:
+            raise Problem(409, "Nothing to deliver", "The job has no webhook or is not "
+                          "finished.", "nothing_to_deliver")
+        return DeliveryOut.model_validate(deliver(session, job, secret, http),
+                                          from_attributes=True)
 
     @app.post("/v1/uploads", status_code=201)
     def upload(file: UploadFile, session: Db, caller: Caller,

@@ -65,3 +65,13 @@ class UploadOut(BaseModel):
     id: str
     filename: str
     size_bytes: int
+
+
+class DeliveryOut(BaseModel):
+    message_id: str
+    event_type: str
+    attempt: int
+    status_code: int | None
+    error: str | None
+    next_attempt_at: datetime | None
+    at: datetime

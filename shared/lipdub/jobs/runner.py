@@ -92,7 +92,8 @@ def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
 
 def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             dub_file: Callable[[Path, Path, Path, dict, DbProgress], dict],
-            fetch_url: Callable[[str, Path], None] | None = None) -> JobState:
+            fetch_url: Callable[[str, Path], None] | None = None,
+            notify: Callable[[Session, Job], object] | None = None) -> JobState:
     """Executes the job and returns its final state. `dub_file(video, audio, output,
     options, progress)` does the media work and returns stage timings."""
     with sessions() as session:
@@ -126,4 +127,6 @@ def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             log.exception("job %s failed", job.id)
             job.error_code, job.error_message = "internal_error", repr(error)
             transition(session, job, JobState.FAILED, "internal error")
+        if notify is not None and job.webhook_url:
+            notify(session, job)
         return job.state

@@ -1,0 +1,81 @@
+"""Webhook deliveries: one signed message per terminal job state, every attempt recorded,
+retried on an exponential schedule that spans more than 24 hours."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lipdub.db.models import Job, WebhookDelivery, utcnow
+from lipdub.webhooks import signed_headers
+
+# Seconds after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 24 h, 30 h.
+RETRY_SCHEDULE_S = [5, 300, 1800, 7200, 18000, 36000, 50400, 86400, 108000]
+
+
+def webhook_secret(configured: str | None, folder: Path) -> str:
+    """The configured secret, or one generated once and kept in `folder` (mode 0600)."""
+    if configured:
+        return configured
+    path = folder / "webhook_secret"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secret)
+    return path.read_text().strip()
+
+
+def message_for(job: Job) -> tuple[str, str, bytes]:
+    """(message id, event type, body). The id is fixed per job and state, so a retried or
+    re-sent delivery carries the same id and receivers can de-duplicate."""
+    event_type = f"job.{job.state.value}"
+    body = json.dumps({"type": event_type, "data": {
+        "id": job.id, "state": job.state.value, "error_code": job.error_code,
+        "error_message": job.error_message, "metadata": job.job_metadata}},
+        sort_keys=True).encode()
+    return f"msg_{job.id}_{job.state.value}", event_type, body
+
+
+def deliver(session: Session, job: Job, secret: str, client: httpx.Client) -> WebhookDelivery:
+    """One attempt; records it and when the next one is due (None once delivered or when the
+    schedule is exhausted)."""
+    message_id, event_type, body = message_for(job)
+    attempt = 1 + len(list(session.scalars(select(WebhookDelivery.id).where(
+        WebhookDelivery.message_id == message_id))))
+    record = WebhookDelivery(job_id=job.id, message_id=message_id, event_type=event_type,
+                             attempt=attempt)
+    try:
+        response = client.post(job.webhook_url, content=body,
+                               headers=signed_headers(secret, message_id, body), timeout=10)
+        record.status_code = response.status_code
+        ok = 200 <= response.status_code < 300
+    except httpx.HTTPError as exc:
+        record.error, ok = repr(exc), False
+    if not ok and attempt <= len(RETRY_SCHEDULE_S):
+        record.next_attempt_at = utcnow() + timedelta(seconds=RETRY_SCHEDULE_S[attempt - 1])
+    session.add(record)
+    session.commit()
+    return record
+
+
+def due_deliveries(session: Session) -> list[Job]:
+    """Jobs whose latest delivery attempt failed and is due for a retry now."""
+    latest = select(WebhookDelivery).where(WebhookDelivery.next_attempt_at.is_not(None),
+                                           WebhookDelivery.next_attempt_at <= utcnow())
+    jobs: dict[str, Job] = {}
+    for row in session.scalars(latest):
+        newer = session.scalar(select(WebhookDelivery.id).where(
+            WebhookDelivery.message_id == row.message_id, WebhookDelivery.id > row.id))
+        if newer is None:
+            jobs[row.job_id] = session.get(Job, row.job_id)
+    return list(jobs.values())
