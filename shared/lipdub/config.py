@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     executor: str = "inprocess"  # or "celery" (needs broker_url)
     broker_url: str = "redis://127.0.0.1:6379/0"
+    # A job taken by a worker that dies is handed out again after this long (Redis broker).
+    broker_visibility_timeout_s: int = 3600
     max_upload_bytes: int = 8 * 1024**3
     max_jobs_in_flight: int = 20  # per tenant; more gets 429
     allow_http_urls: bool = False

@@ -58,6 +58,12 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     secret = webhook_secret(settings.webhook_secret, settings.storage_dir.parent)
     http = httpx.Client()
     executor = None
+    queue = None
+    if settings.executor == "celery":
+        from celery import Celery
+
+        # Only the broker is needed to enqueue; the task code lives in the worker.
+        queue = Celery("lipdub", broker=settings.broker_url)
     if run_jobs and settings.executor == "inprocess":
         executor = InProcessExecutor(sessions, partial(
             run_job, sessions=sessions, store=store, dub_file=dub_file,
@@ -155,6 +161,8 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
             submitted.inc()
             if executor is not None:
                 executor.submit(job.id)
+            elif queue is not None:
+                queue.send_task("lipdub.run_job", args=[job.id])
         else:
             response.status_code = 200
         return JobOut.of(job)

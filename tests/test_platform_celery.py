@@ -1,0 +1,111 @@
+"""The production path: gateway enqueues on the real Redis, a real Celery worker process
+runs the job, state and result land in the database and the store."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from lipdub.config import Settings
+from lipdub.db.session import session_factory, upgrade
+from lipdub.jobs.keys import create_key
+from lipdub_gateway.app import create_app
+from tests.test_platform_api import _upload, _wait
+
+REDIS_DB = 13  # a database of the machine's Redis that only these tests use
+SECRET = "whsec_" + base64.b64encode(b"celery-test-secret-0123").decode()
+
+
+@pytest.fixture
+def celery_platform(tmp_path: Path):
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    env = {**os.environ, "LIPDUB_DATABASE_URL": url, "LIPDUB_STORAGE_DIR": str(tmp_path / "s"),
+           "LIPDUB_BROKER_URL": broker, "LIPDUB_EXECUTOR": "celery",
+           "LIPDUB_BROKER_VISIBILITY_TIMEOUT_S": "3", "LIPDUB_ALLOW_HTTP_URLS": "true",
+           "LIPDUB_URL_ALLOW_HOSTS": '["127.0.0.1"]', "LIPDUB_WEBHOOK_SECRET": SECRET}
+    upgrade(url)
+    with session_factory(url)() as session:
+        _, key = create_key(session, "studio")
+    workers: list[subprocess.Popen] = []
+
+    def start_worker() -> subprocess.Popen:
+        workers.append(subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "lipdub_worker.tasks", "worker",
+             "--pool", "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            start_new_session=True))
+        return workers[-1]
+
+    start_worker()
+    settings = Settings(database_url=url, storage_dir=tmp_path / "s", broker_url=broker,
+                        executor="celery", allow_http_urls=True, url_allow_hosts=["127.0.0.1"],
+                        webhook_secret=SECRET)
+    try:
+        with TestClient(create_app(settings)) as client:
+            yield client, {"Authorization": f"Bearer {key}"}, start_worker, workers
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+                worker.wait(10)
+        redis.Redis.from_url(broker).flushdb()
+
+
+def test_job_runs_on_a_celery_worker(celery_platform, talking_clip: Path,
+                                     short_voice: Path) -> None:
+    client, auth, _, workers = celery_platform
+    video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
+    started = time.time()
+    job_id = client.post("/v1/jobs", headers=auth, json={
+        "video": video, "audio": audio, "options": {"engine": "warp"}}).json()["id"]
+    job = _wait(client, auth, job_id, timeout=180)
+    assert job["state"] == "succeeded", (job, workers[0].poll())
+    assert client.get(f"/v1/jobs/{job_id}/result", headers=auth).status_code == 200
+    assert time.time() - started < 180
+
+
+def test_worker_killed_mid_job_completes_once_after_restart(
+    celery_platform, samples, short_voice: Path,
+) -> None:
+    from tests.test_platform_api import _Receiver
+
+    client, auth, start_worker, workers = celery_platform
+    receiver = _Receiver(SECRET)
+    long_clip = samples.clip("long-talking", 10.0, seed=6)
+    video, audio = _upload(client, auth, long_clip), _upload(client, auth, short_voice)
+    job_id = client.post("/v1/jobs", headers=auth, json={
+        "video": video, "audio": audio, "options": {"engine": "warp", "sync_mode": "silence"},
+        "webhook_url": receiver.url}).json()["id"]
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until the worker is well into the dub
+        job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+        if job["state"] == "running" and job["progress"] >= 20:
+            break
+        time.sleep(0.1)
+    assert job["state"] == "running", job
+    os.killpg(workers[0].pid, signal.SIGKILL)  # no chance to clean up or ack
+    workers[0].wait(10)
+    time.sleep(4)  # past the visibility timeout: the broker hands the job out again
+    start_worker()
+    job = _wait(client, auth, job_id, timeout=240)
+    assert job["state"] == "succeeded", job
+    states = [e["state"] for e in job["events"]]
+    assert states.count("succeeded") == 1 and states.count("running") == 2, states
+    deadline = time.time() + 10
+    while not receiver.received and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1)
+    ids = [message_id for message_id, _ in receiver.received]
+    assert ids == [f"msg_{job_id}_succeeded"]  # one terminal webhook, no duplicate
+    receiver.server.shutdown()
