@@ -32,7 +32,8 @@ def celery_platform(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'db.sqlite'}"
     env = {**os.environ, "LIPDUB_DATABASE_URL": url, "LIPDUB_STORAGE_DIR": str(tmp_path / "s"),
            "LIPDUB_BROKER_URL": broker, "LIPDUB_EXECUTOR": "celery",
-           "LIPDUB_BROKER_VISIBILITY_TIMEOUT_S": "3", "LIPDUB_ALLOW_HTTP_URLS": "true",
+           "LIPDUB_BROKER_VISIBILITY_TIMEOUT_S": "3", "LIPDUB_JOB_LEASE_S": "3",
+           "LIPDUB_ALLOW_HTTP_URLS": "true",
            "LIPDUB_URL_ALLOW_HOSTS": '["127.0.0.1"]', "LIPDUB_WEBHOOK_SECRET": SECRET}
     upgrade(url)
     with session_factory(url)() as session:
@@ -109,3 +110,71 @@ def test_worker_killed_mid_job_completes_once_after_restart(
     ids = [message_id for message_id, _ in receiver.received]
     assert ids == [f"msg_{job_id}_succeeded"]  # one terminal webhook, no duplicate
     receiver.server.shutdown()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _redis_server(port: int, folder: Path) -> subprocess.Popen:
+    """Our own Redis server process (keeping nothing on disk), so we may restart it."""
+    process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", str(folder)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            client.ping()
+            return process
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    raise RuntimeError("redis-server did not start")
+
+
+def test_redis_restart_with_queued_jobs_loses_none(tmp_path: Path, talking_clip: Path,
+                                                   short_voice: Path) -> None:
+    port = _free_port()
+    broker = f"redis://127.0.0.1:{port}/0"
+    server = _redis_server(port, tmp_path)
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    with session_factory(url)() as session:
+        _, key = create_key(session, "studio")
+    auth = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, storage_dir=tmp_path / "s", broker_url=broker,
+                        executor="celery")
+    worker = None
+    try:
+        with TestClient(create_app(settings)) as client:
+            video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
+            ids = [client.post("/v1/jobs", headers=auth, json={
+                "video": video, "audio": audio, "options": {"engine": "warp"}}).json()["id"]
+                for _ in range(3)]
+            assert redis.Redis(port=port).llen("celery") == 3  # waiting in the broker
+            server.kill()  # the broker goes down with the queue in memory...
+            server.wait(10)
+            server = _redis_server(port, tmp_path)  # ...and comes back empty
+            assert redis.Redis(port=port).llen("celery") == 0
+            env = {**os.environ, "LIPDUB_DATABASE_URL": url,
+                   "LIPDUB_STORAGE_DIR": str(tmp_path / "s"), "LIPDUB_BROKER_URL": broker,
+                   "LIPDUB_SWEEP_INTERVAL_S": "2", "LIPDUB_REQUEUE_AFTER_S": "1"}
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "lipdub_worker.tasks", "worker", "-B",
+                 "-s", str(tmp_path / "beat-schedule"), "--pool", "solo", "--loglevel",
+                 "WARNING", "--without-gossip", "--without-mingle"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True)
+            for job_id in ids:
+                job = _wait(client, auth, job_id, timeout=240)
+                assert job["state"] == "succeeded", job
+                assert [e["state"] for e in job["events"]].count("succeeded") == 1
+    finally:
+        if worker is not None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait(10)
+        server.kill()
+        server.wait(10)

@@ -34,6 +34,13 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     # A job taken by a worker that dies is handed out again after this long (Redis broker).
     broker_visibility_timeout_s: int = 3600
+    # A running job's lease, renewed at every progress write; a dead worker's job is
+    # claimable again once it runs out.
+    job_lease_s: float = 120.0
+    # The recovery sweep re-enqueues jobs queued this long without starting (lost messages,
+    # e.g. a broker restart) and running jobs whose lease ran out.
+    requeue_after_s: float = 300.0
+    sweep_interval_s: float = 60.0
     max_upload_bytes: int = 8 * 1024**3
     max_jobs_in_flight: int = 20  # per tenant; more gets 429
     allow_http_urls: bool = False

@@ -67,7 +67,8 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     if run_jobs and settings.executor == "inprocess":
         executor = InProcessExecutor(sessions, partial(
             run_job, sessions=sessions, store=store, dub_file=dub_file,
-            notify=lambda session, job: deliver(session, job, secret, http)))
+            notify=lambda session, job: deliver(session, job, secret, http),
+            lease_s=settings.job_lease_s))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Iterator[None]:

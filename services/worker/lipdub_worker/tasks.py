@@ -16,10 +16,12 @@ from lipdub.db.session import session_factory, upgrade
 from lipdub.jobs.dubbing import dub_file
 from lipdub.jobs.notify import deliver, due_deliveries, webhook_secret
 from lipdub.jobs.runner import run_job
+from lipdub.jobs.service import stale_jobs
 from lipdub.storage import store_from_settings
 
 RUN_JOB = "lipdub.run_job"
 REDELIVER = "lipdub.redeliver_webhooks"
+SWEEP = "lipdub.requeue_stale_jobs"
 
 settings = get_settings()
 app = Celery("lipdub", broker=settings.broker_url)
@@ -31,7 +33,10 @@ app.conf.update(
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
-    beat_schedule={"webhook-retries": {"task": REDELIVER, "schedule": 60.0}},
+    beat_schedule={
+        "webhook-retries": {"task": REDELIVER, "schedule": 60.0},
+        "requeue-stale-jobs": {"task": SWEEP, "schedule": settings.sweep_interval_s},
+    },
 )
 
 
@@ -47,11 +52,25 @@ def _context() -> tuple:
           retry_backoff=True, retry_backoff_max=600, max_retries=8)
 def run_job_task(job_id: str) -> str:
     """Transient faults (database or network unreachable) retry with backoff; bad input
-    fails the job cleanly inside the runner and is not retried."""
+    fails the job cleanly inside the runner and is not retried. A job another worker holds
+    is left to it (the sweep picks it up again should that worker die)."""
     sessions, store, secret, http = _context()
     state = run_job(job_id, sessions, store, dub_file,
-                    notify=lambda session, job: deliver(session, job, secret, http))
-    return state.value
+                    notify=lambda session, job: deliver(session, job, secret, http),
+                    lease_s=settings.job_lease_s)
+    return state.value if state is not None else "held elsewhere"
+
+
+@app.task(name=SWEEP)
+def requeue_stale_jobs() -> int:
+    """Jobs are never lost with their queue message: the database is the record, and jobs
+    that should be moving but are not get enqueued again (claiming makes that safe)."""
+    sessions, *_ = _context()
+    with sessions() as session:
+        stale = stale_jobs(session, settings.requeue_after_s)
+    for job_id in stale:
+        run_job_task.delay(job_id)
+    return len(stale)
 
 
 @app.task(name=REDELIVER)

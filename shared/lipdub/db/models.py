@@ -87,6 +87,9 @@ class Job(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     timings: Mapped[dict] = mapped_column(JSON, default=dict)
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # A worker holds a running job only while its lease is fresh (renewed as it progresses);
+    # a job whose worker died can be claimed again once the lease has run out.
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,

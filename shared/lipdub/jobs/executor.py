@@ -7,8 +7,9 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lipdub.db.models import Job, JobState
@@ -25,8 +26,12 @@ class InProcessExecutor:
         self._thread = threading.Thread(target=self._loop, name="lipdub-jobs", daemon=True)
 
     def start(self) -> None:
-        # Jobs left queued or running by a previous process are picked up again.
+        # Jobs left queued or running by a previous process are picked up again; in embedded
+        # mode this process is the only worker, so leases held by a dead one are void.
         with self._sessions() as session:
+            session.execute(update(Job).where(Job.state == JobState.RUNNING)
+                            .values(lease_until=datetime(1970, 1, 1, tzinfo=UTC)))
+            session.commit()
             pending = session.scalars(select(Job.id).where(
                 Job.state.in_([JobState.QUEUED, JobState.RUNNING])).order_by(Job.created_at))
             for job_id in pending:

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from lipdub.db.models import Job, JobState, Upload, new_id
 from lipdub.errors import LipDubError
-from lipdub.jobs.service import transition
+from lipdub.jobs.service import claim, renew_lease, transition
 from lipdub.storage import ObjectStore, tenant_key
 
 log = logging.getLogger(__name__)
@@ -31,8 +31,9 @@ class DbProgress:
     """ProgressSink that writes stage and progress to the job row (at most once a second)
     and notices a cancel request there."""
 
-    def __init__(self, session: Session, job: Job, min_interval_s: float = 1.0) -> None:
-        self.session, self.job = session, job
+    def __init__(self, session: Session, job: Job, lease_s: float,
+                 min_interval_s: float = 1.0) -> None:
+        self.session, self.job, self.lease_s = session, job, lease_s
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
         self._last = 0.0
@@ -60,6 +61,7 @@ class DbProgress:
         low, high = _PASS_SPAN.get(stage, (0, 100))
         fraction = self._done.get(stage, 0) / self._totals.get(stage, 1)
         self.job.progress = int(low + (high - low) * min(1.0, fraction))
+        renew_lease(self.session, self.job, self.lease_s)  # the heartbeat: still alive
         self.session.commit()
         self.session.refresh(self.job, ["cancel_requested"])
         if self.job.cancel_requested:
@@ -93,17 +95,17 @@ def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
 def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             dub_file: Callable[[Path, Path, Path, dict, DbProgress], dict],
             fetch_url: Callable[[str, Path], None] | None = None,
-            notify: Callable[[Session, Job], object] | None = None) -> JobState:
+            notify: Callable[[Session, Job], object] | None = None,
+            lease_s: float = 120.0) -> JobState | None:
     """Executes the job and returns its final state. `dub_file(video, audio, output,
-    options, progress)` does the media work and returns stage timings."""
+    options, progress)` does the media work and returns stage timings. Returns None when
+    the job could not be claimed (another worker holds it)."""
     with sessions() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.state.terminal:
-            return JobState.SUCCEEDED if job is None else job.state
-        if job.state is JobState.RUNNING:  # a worker died mid-job: start over, cleanly
-            transition(session, job, JobState.QUEUED, "restarted after an interrupted run")
-        transition(session, job, JobState.RUNNING, "started", stage="fetch")
-        progress = DbProgress(session, job)
+        job = claim(session, job_id, lease_s)
+        if job is None:
+            existing = session.get(Job, job_id)
+            return existing.state if existing is not None and existing.state.terminal else None
+        progress = DbProgress(session, job, lease_s)
         try:
             with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
                 folder = Path(tmp)

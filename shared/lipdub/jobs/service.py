@@ -6,8 +6,9 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from lipdub.db.models import Job, JobEvent, JobState, utcnow
@@ -103,6 +104,47 @@ def transition(session: Session, job: Job, state: JobState, message: str | None 
     job.updated_at = utcnow()
     job.events.append(JobEvent(state=state, stage=job.stage, message=message))
     session.commit()
+
+
+def claim(session: Session, job_id: str, lease_s: float) -> Job | None:
+    """Atomically take a job to run: a queued one, or a running one whose worker's lease has
+    run out. None when someone else holds it or it is finished, so a job delivered twice
+    (broker redelivery, a recovery sweep) still runs once at a time."""
+    now = utcnow()
+    before = session.scalar(select(Job.state).where(Job.id == job_id))
+    # One statement decides: two workers racing for the same job cannot both match.
+    taken = session.execute(
+        update(Job)
+        .where(Job.id == job_id,
+               (Job.state == JobState.QUEUED)
+               | ((Job.state == JobState.RUNNING) & (Job.lease_until < now)))
+        .values(state=JobState.RUNNING, stage="fetch", progress=0, updated_at=now,
+                lease_until=now + timedelta(seconds=lease_s))
+        .execution_options(synchronize_session=False))
+    session.commit()
+    if taken.rowcount != 1:
+        return None
+    job = session.get(Job, job_id)
+    session.refresh(job)
+    if before is JobState.RUNNING:  # its previous worker died: it starts over, cleanly
+        job.events.append(JobEvent(state=JobState.QUEUED,
+                                   message="restarted after an interrupted run"))
+    job.events.append(JobEvent(state=JobState.RUNNING, stage="fetch", message="started"))
+    session.commit()
+    return job
+
+
+def renew_lease(session: Session, job: Job, lease_s: float) -> None:
+    job.lease_until = utcnow() + timedelta(seconds=lease_s)
+
+
+def stale_jobs(session: Session, queued_for_s: float) -> list[str]:
+    """Jobs that may have lost their queue message: queued for a while, or running with an
+    expired lease (their worker died)."""
+    now = utcnow()
+    return list(session.scalars(select(Job.id).where(
+        ((Job.state == JobState.QUEUED) & (Job.updated_at < now - timedelta(seconds=queued_for_s)))
+        | ((Job.state == JobState.RUNNING) & (Job.lease_until < now)))))
 
 
 def request_cancel(session: Session, tenant_id: str, job_id: str) -> Job:
