@@ -48,6 +48,15 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path):
             conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
+def embedded_database(tmp_path: Path) -> tuple[str, str, str]:
+    """A migrated SQLite database with one tenant: (url, tenant id, API key)."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    upgrade(url)
+    with session_factory(url)() as session:
+        tenant, key = create_key(session, "studio")
+    return url, tenant.id, key
+
+
 def _upload(client: TestClient, headers: dict, path: Path) -> str:
     with path.open("rb") as f:
         r = client.post("/v1/uploads", headers=headers, files={"file": (path.name, f)})
@@ -172,12 +181,9 @@ def test_signed_webhook_on_completion_and_redelivery(tmp_path: Path, talking_cli
                                                      short_voice: Path) -> None:
     secret = "whsec_" + __import__("base64").b64encode(b"0123456789abcdef0123").decode()
     receiver = _Receiver(secret)
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    url, _, key = embedded_database(tmp_path)
     settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=secret,
                         allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
-    upgrade(url)
-    with session_factory(url)() as session:
-        _, key = create_key(session, "studio")
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(create_app(settings)) as client:
         video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)

@@ -16,10 +16,8 @@ import redis
 from fastapi.testclient import TestClient
 
 from lipdub.config import Settings
-from lipdub.db.session import session_factory, upgrade
-from lipdub.jobs.keys import create_key
 from lipdub_gateway.app import create_app
-from tests.test_platform_api import _upload, _wait
+from tests.test_platform_api import _upload, _wait, embedded_database
 
 REDIS_DB = 13  # a database of the machine's Redis that only these tests use
 SECRET = "whsec_" + base64.b64encode(b"celery-test-secret-0123").decode()
@@ -29,15 +27,12 @@ SECRET = "whsec_" + base64.b64encode(b"celery-test-secret-0123").decode()
 def celery_platform(tmp_path: Path):
     broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    url, _, key = embedded_database(tmp_path)
     env = {**os.environ, "LIPDUB_DATABASE_URL": url, "LIPDUB_STORAGE_DIR": str(tmp_path / "s"),
            "LIPDUB_BROKER_URL": broker, "LIPDUB_EXECUTOR": "celery",
            "LIPDUB_BROKER_VISIBILITY_TIMEOUT_S": "3", "LIPDUB_JOB_LEASE_S": "3",
            "LIPDUB_ALLOW_HTTP_URLS": "true",
            "LIPDUB_URL_ALLOW_HOSTS": '["127.0.0.1"]', "LIPDUB_WEBHOOK_SECRET": SECRET}
-    upgrade(url)
-    with session_factory(url)() as session:
-        _, key = create_key(session, "studio")
     workers: list[subprocess.Popen] = []
 
     def start_worker() -> subprocess.Popen:
@@ -140,10 +135,7 @@ def test_redis_restart_with_queued_jobs_loses_none(tmp_path: Path, talking_clip:
     port = _free_port()
     broker = f"redis://127.0.0.1:{port}/0"
     server = _redis_server(port, tmp_path)
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
-    upgrade(url)
-    with session_factory(url)() as session:
-        _, key = create_key(session, "studio")
+    url, _, key = embedded_database(tmp_path)
     auth = {"Authorization": f"Bearer {key}"}
     settings = Settings(database_url=url, storage_dir=tmp_path / "s", broker_url=broker,
                         executor="celery")

@@ -14,12 +14,10 @@ from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
 from lipdub.config import Settings
-from lipdub.db.session import session_factory, upgrade
-from lipdub.jobs.keys import create_key
 from lipdub.storage import S3Store
 from lipdub_gateway.app import create_app
 from tests.media_helpers import inspect_output
-from tests.test_platform_api import _upload, _wait
+from tests.test_platform_api import _upload, _wait, embedded_database
 
 
 def _free_port() -> int:
@@ -58,12 +56,9 @@ def test_s3_store_round_trip(s3: str, tmp_path: Path) -> None:
 def test_job_with_s3_storage_returns_a_presigned_result(s3: str, tmp_path: Path,
                                                         talking_clip: Path,
                                                         short_voice: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    url, tenant_id, key = embedded_database(tmp_path)
     settings = Settings(database_url=url, storage_dir=tmp_path / "unused", s3_bucket="dubs",
                         s3_endpoint_url=s3)
-    upgrade(url)
-    with session_factory(url)() as session:
-        tenant, key = create_key(session, "studio")
     auth = {"Authorization": f"Bearer {key}"}
     with TestClient(create_app(settings)) as client:
         video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
@@ -77,5 +72,5 @@ def test_job_with_s3_storage_returns_a_presigned_result(s3: str, tmp_path: Path,
     assert inspect_output(out).frames > 0
     keys = [o["Key"] for o in boto3.client("s3", endpoint_url=s3).list_objects_v2(
         Bucket="dubs")["Contents"]]
-    assert all(k.startswith(f"tenants/{tenant.id}/") for k in keys)  # laid out per tenant
+    assert all(k.startswith(f"tenants/{tenant_id}/") for k in keys)  # laid out per tenant
     assert any(f"/results/{job_id}/" in k for k in keys)

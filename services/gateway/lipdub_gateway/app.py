@@ -112,6 +112,15 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     Db = Annotated[Session, Depends(db)]
     Caller = Annotated[Tenant, Depends(tenant)]
 
+    def owned_job(job_id: str, session: Db, caller: Caller) -> Job:
+        """The caller's job; another tenant's job does not exist for them (404, not 403)."""
+        try:
+            return get_job(session, caller.id, job_id)
+        except JobNotFoundError as exc:
+            raise not_found("job", job_id) from exc
+
+    OwnedJob = Annotated[Job, Depends(owned_job)]
+
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok"}
@@ -169,11 +178,8 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         return JobOut.of(job)
 
     @app.get("/v1/jobs/{job_id}")
-    def read(job_id: str, session: Db, caller: Caller) -> JobOut:
-        try:
-            return JobOut.of(get_job(session, caller.id, job_id))
-        except JobNotFoundError as exc:
-            raise not_found("job", job_id) from exc
+    def read(job: OwnedJob) -> JobOut:
+        return JobOut.of(job)
 
     @app.get("/v1/jobs")
     def index(session: Db, caller: Caller, state: JobState | None = None,
@@ -182,41 +188,26 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
     @app.post("/v1/jobs/{job_id}/cancel")
-    def cancel(job_id: str, session: Db, caller: Caller) -> JobOut:
-        try:
-            return JobOut.of(request_cancel(session, caller.id, job_id))
-        except JobNotFoundError as exc:
-            raise not_found("job", job_id) from exc
+    def cancel(job: OwnedJob, session: Db) -> JobOut:
+        return JobOut.of(request_cancel(session, job.tenant_id, job.id))
 
     @app.get("/v1/jobs/{job_id}/result", response_model=None)
-    def result(job_id: str, session: Db, caller: Caller) -> Response:
-        try:
-            job = get_job(session, caller.id, job_id)
-        except JobNotFoundError as exc:
-            raise not_found("job", job_id) from exc
+    def result(job: OwnedJob) -> Response:
         if job.state is not JobState.SUCCEEDED or not job.result_key:
-            raise Problem(409, "No result yet", f"Job '{job_id}' is {job.state}.", "no_result")
+            raise Problem(409, "No result yet", f"Job '{job.id}' is {job.state}.", "no_result")
         if isinstance(store, LocalStore):
             return FileResponse(store.local_path(job.result_key), media_type="video/mp4",
-                                filename=f"{job_id}.mp4")
+                                filename=f"{job.id}.mp4")
         return RedirectResponse(store.url(job.result_key), status_code=307)
 
     @app.get("/v1/jobs/{job_id}/webhooks")
-    def deliveries(job_id: str, session: Db, caller: Caller) -> list[DeliveryOut]:
-        try:
-            job = get_job(session, caller.id, job_id)
-        except JobNotFoundError as exc:
-            raise not_found("job", job_id) from exc
+    def deliveries(job: OwnedJob, session: Db) -> list[DeliveryOut]:
         rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
                                .order_by(WebhookDelivery.id))
         return [DeliveryOut.model_validate(r, from_attributes=True) for r in rows]
 
     @app.post("/v1/jobs/{job_id}/webhooks/redeliver")
-    def redeliver(job_id: str, session: Db, caller: Caller) -> DeliveryOut:
-        try:
-            job = get_job(session, caller.id, job_id)
-        except JobNotFoundError as exc:
-            raise not_found("job", job_id) from exc
+    def redeliver(job: OwnedJob, session: Db) -> DeliveryOut:
         if not job.webhook_url or not job.state.terminal:
             raise Problem(409, "Nothing to deliver", "The job has no webhook or is not "
                           "finished.", "nothing_to_deliver")
