@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from lipdub.cli import app
 from lipdub.media.encode import DubWriter
 from lipdub.samples.speech import SpeechSpec, speech_like
-from lipdub.samples.talking import ClipSpec, write_talking_clip
+from lipdub.samples.talking import ClipSpec
 from tests.conftest import SMALL, assert_no_partial_files
 from tests.media_helpers import inspect_output, read_frames, write_video
 
@@ -241,4 +241,3 @@ def test_demo_inputs_are_real_speech_like_media(tmp_path: Path) -> None:
     got = inspect_output(inputs.video)
     assert got.frames == 50 and got.audio_seconds == pytest.approx(2.0, abs=0.05)
     assert speech_like(SpeechSpec(seconds=1.0, seed=7)).std() > 0.01
-    _ = write_talking_clip  # the clip writer is what the demo uses

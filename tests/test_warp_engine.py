@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from lipdub.cli import app
+from lipdub.composite import composite
 from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
 from lipdub.engines.warp.geometry import mouth_target
@@ -108,10 +109,7 @@ def test_no_fold_and_nothing_above_the_nose_moves() -> None:
         assert not folded_triangles(warp.src, warp.dst, warp.triangles).any()
         patch = reanimate(frame, shape, openness, width, None)
         assert patch is not None
-        x0, y0, x1, y1 = patch.box
-        out = frame.copy()
-        m = patch.mask[..., None]
-        out[y0:y1, x0:x1] = (frame[y0:y1, x0:x1] * (1 - m) + patch.pixels * m).astype(np.uint8)
+        out = composite(frame, patch)
         assert np.array_equal(out[:nose_tip_y], frame[:nose_tip_y])
 
 

@@ -7,7 +7,6 @@ dropping frames, so frame index k always means time k / fps. Memory holds one fr
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import av
 import numpy as np
@@ -87,10 +86,3 @@ def iter_frames_looped(info: VideoInfo, indices: Iterator[int]) -> Iterator[np.n
         assert current is not None
         yield current
 
-
-def read_frame(path: Path, info: VideoInfo, index: int) -> np.ndarray:
-    """One frame by index (decodes from the start; for tests and previews, not hot paths)."""
-    for i, image in enumerate(iter_frames(info)):
-        if i == index:
-            return image
-    raise IndexError(f"frame {index} is past the end of '{path}'")

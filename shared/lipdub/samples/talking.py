@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lipdub.composite import composite
 from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
 from lipdub.engines.warp.interior import capture_reference
@@ -109,11 +110,7 @@ def iter_talking_frames(spec: ClipSpec, audio_16k: np.ndarray, frame_count: int)
         if shape is not None:
             patch = reanimate(base, shape, float(track.openness[k]), float(track.width[k]), teeth)
             if patch is not None:
-                x0, y0, x1, y1 = patch.box
-                frame = base.copy()
-                m = patch.mask[..., None]
-                region = frame[y0:y1, x0:x1].astype(np.float32)
-                frame[y0:y1, x0:x1] = (region * (1 - m) + patch.pixels * m).astype(np.uint8)
+                frame = composite(base, patch)
         if spec.head_motion:
             frame = cv2.warpAffine(frame, _head_motion(k, fps, spec.width, spec.height),
                                    (spec.width, spec.height), borderMode=cv2.BORDER_REFLECT)
