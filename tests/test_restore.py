@@ -147,30 +147,60 @@ def test_footage_without_enough_faces_is_refused_before_training(samples) -> Non
     assert result.exit_code == 2 and "usable face" in result.output
 
 
-def test_training_resumes_exactly_where_it_stopped(tmp_path: Path) -> None:
+@pytest.mark.parametrize("adversarial", ["off", "on"])
+def test_training_resumes_exactly_where_it_stopped(tmp_path: Path, adversarial: str) -> None:
     from lipdub.restore.train import TrainConfig, train_sovqae
 
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
     space = SOVQAEConfig(resolution=32, latent_size=8, codebook_size=16, code_dim=16)
-    straight = train_sovqae(crops, space, TrainConfig(steps=8, batch_size=2,
-                                                      checkpoint_every=4), tmp_path / "a")
+    # The critic (when on) joins at step 3, before the step-4 checkpoint it must survive.
+    config = TrainConfig(steps=8, batch_size=2, checkpoint_every=4, adversarial=adversarial,
+                         adversarial_start=0.25)
+    straight = train_sovqae(crops, space, config, tmp_path / "a")
 
     def crash_after_checkpoint(step: int, _record: dict) -> None:
         if step == 6:
             raise KeyboardInterrupt  # killed mid-training, after the step-4 checkpoint
 
     with pytest.raises(KeyboardInterrupt):
-        train_sovqae(crops, space, TrainConfig(steps=8, batch_size=2, checkpoint_every=4),
-                     tmp_path / "b", on_step=crash_after_checkpoint)
-    resumed = train_sovqae(crops, space, TrainConfig(steps=8, batch_size=2,
-                                                     checkpoint_every=4), tmp_path / "b")
+        train_sovqae(crops, space, config, tmp_path / "b", on_step=crash_after_checkpoint)
+    resumed = train_sovqae(crops, space, config, tmp_path / "b")
     assert [r["step"] for r in resumed.history] == list(range(1, 9))
     assert [r["loss"] for r in resumed.history] == pytest.approx(
         [r["loss"] for r in straight.history], rel=1e-5)
+    assert [r.get("adversarial_d", 0.0) for r in resumed.history] == pytest.approx(
+        [r.get("adversarial_d", 0.0) for r in straight.history], rel=1e-5)
     for (name, a), b in zip(straight.model.state_dict().items(),
                             resumed.model.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), atol=1e-6), name
+
+
+def test_adversarial_term_joins_late_and_changes_what_is_learned(tmp_path: Path) -> None:
+    from lipdub.restore.train import TrainConfig, train_sovqae
+
+    rng = np.random.default_rng(1)
+    crops = rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8)
+    space = SOVQAEConfig(resolution=32, latent_size=8, codebook_size=16, code_dim=16)
+    runs = {mode: train_sovqae(crops, space, TrainConfig(steps=10, batch_size=2,
+                                                         adversarial=mode,
+                                                         adversarial_start=0.5),
+                               tmp_path / mode)
+            for mode in ("off", "on")}
+    on, off = runs["on"].history, runs["off"].history
+    assert all("adversarial_g" not in r for r in off)
+    # Steps 1-5 are reconstruction only (identical to the plain run); the critic joins at 6.
+    assert [r["loss"] for r in on[:5]] == pytest.approx([r["loss"] for r in off[:5]])
+    assert all("adversarial_g" not in r for r in on[:5])
+    assert all(np.isfinite(r["adversarial_g"]) and np.isfinite(r["adversarial_d"])
+               for r in on[5:])
+    changed = [not torch.equal(a, b) for a, b in zip(
+        runs["on"].model.state_dict().values(), runs["off"].model.state_dict().values(),
+        strict=True)]
+    assert any(changed)
+    with pytest.raises(ValueError, match="on, off or auto"):
+        TrainConfig(adversarial="yes").uses_adversarial("cpu")
+    assert TrainConfig().uses_adversarial("cuda") and not TrainConfig().uses_adversarial("cpu")
 
 
 def test_space_search_keeps_the_best_setting_and_the_table(tmp_path: Path,
@@ -212,3 +242,10 @@ def test_restore_auto_trains_on_the_input_then_dubs(tmp_path: Path, talking_clip
     assert "restoring with identity auto-talking v1" in " ".join(result.output.split())
     assert (tmp_path / "ids" / "auto-talking" / "v1" / "restorer.pt").exists()
     assert "restore" in result.output and out.exists()
+
+
+def test_bad_adversarial_option_is_refused_before_any_work(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["identity", "train", "--video", str(tmp_path / "none.mp4"),
+                                 "--name", "x", "--adversarial", "maybe"])
+    assert result.exit_code == 2
+    assert "--adversarial maybe" in result.output and "auto, on or off" in result.output

@@ -127,7 +127,8 @@ def _restorer(identity: str | None, restore: str, video: Path, face: str, device
 
 
 def _train_identity(videos: list[Path], name: str, search: bool, resolution: int | None,
-                    selector, steps: int, device: str):  # noqa: ANN001, ANN202
+                    selector, steps: int, device: str,  # noqa: ANN001, ANN202
+                    adversarial: str = "auto"):
     from lipdub.restore.identity import IdentityStore
     from lipdub.restore.identity_training import train_identity
     from lipdub.restore.train import TrainConfig
@@ -144,7 +145,8 @@ def _train_identity(videos: list[Path], name: str, search: bool, resolution: int
 
         return train_identity(videos, name, IdentityStore(settings.identity_dir),
                               TrainConfig(steps=steps, batch_size=settings.restore_batch_size,
-                                          device=device), search=search,
+                                          device=device, adversarial=adversarial),
+                              search=search,
                               resolution=resolution, selector=selector, on_step=on_step)
 
 
@@ -206,18 +208,22 @@ def identity_train(
         help="Working resolution (128, 256, 512); default: from the face size.")] = None,
     face: Annotated[str, typer.Option(help="largest | center | INDEX | x,y,w,h")] = "largest",
     device: Annotated[str, typer.Option(help="auto | cpu | cuda")] = "auto",
+    adversarial: Annotated[str, typer.Option(
+        help="auto | on | off: the adversarial (PatchGAN) loss; auto = on with CUDA.")] = "auto",
 ) -> None:
     """Train NAME's restorer on their footage and store it as a new version."""
+    from lipdub.errors import BadOptionError
     from lipdub.faces.select import FaceSelector
 
     try:
         if resolution not in (None, 128, 256, 512):
-            from lipdub.errors import BadOptionError
-
             raise BadOptionError(f"--resolution {resolution} is not supported.",
                                  "Use 128, 256 or 512.")
+        if adversarial not in ("auto", "on", "off"):
+            raise BadOptionError(f"--adversarial {adversarial} is not an option.",
+                                 "Use auto, on or off.")
         version = _train_identity(video, name, search, resolution, FaceSelector.parse(face),
-                                  steps or get_settings().restore_steps, device)
+                                  steps or get_settings().restore_steps, device, adversarial)
     except LipDubError as error:
         _fail(error)
     _print_identity(version.info, f"{version.name} v{version.version} -> {version.path}")

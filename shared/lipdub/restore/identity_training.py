@@ -14,6 +14,7 @@ from lipdub.faces.select import FaceSelector
 from lipdub.restore.crops import extract_crops
 from lipdub.restore.identity import IdentityStore, IdentityVersion, check_name
 from lipdub.restore.model import SOVQAEConfig
+from lipdub.restore.spaces import default_space, search_space
 from lipdub.restore.train import Evaluation, TrainConfig, TrainResult, train_sovqae
 
 StepCallback = Callable[[str, int, int], None]  # (what, done, total)
@@ -22,18 +23,6 @@ StepCallback = Callable[[str, int, int], None]  # (what, done, total)
 def restoration_score(e: Evaluation) -> float:
     """Gain over the degraded input: dB of PSNR plus SSIM gain on a comparable scale."""
     return (e.psnr_restored - e.psnr_degraded) + 20.0 * (e.ssim_restored - e.ssim_degraded)
-
-
-def default_space(resolution: int) -> SOVQAEConfig:
-    return SOVQAEConfig(resolution=resolution, latent_size=resolution // 4, codebook_size=512)
-
-
-def search_space(resolution: int) -> list[SOVQAEConfig]:
-    return [
-        SOVQAEConfig(resolution=resolution, latent_size=resolution // 8, codebook_size=512),
-        SOVQAEConfig(resolution=resolution, latent_size=resolution // 4, codebook_size=256),
-        SOVQAEConfig(resolution=resolution, latent_size=resolution // 4, codebook_size=1024),
-    ]
 
 
 def train_identity(

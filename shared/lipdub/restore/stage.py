@@ -26,12 +26,14 @@ def changed_region_mask(crop_box: tuple[int, int, int, int], patch: MouthPatch) 
 class Restorer:
     name = "restore"
 
-    def __init__(self, model: SOVQAE, device: str = "cpu", batch_size: int = 16) -> None:
+    def __init__(self, model: SOVQAE, device: str = "cpu", batch_size: int = 16,
+                 half: bool | None = None) -> None:
+        """`half`: fp16 weights and activations (default: on CUDA)."""
         self.model = model.to(device).eval()
         self.device = device
         self.batch_size = batch_size
         self.resolution = model.config.resolution
-        self._half = device == "cuda"
+        self._half = device.startswith("cuda") if half is None else half
         if self._half:
             self.model = self.model.half()
 

@@ -1,17 +1,21 @@
 """Train a SOVQAE on one person's crops: degraded crops in, clean crops out. Seeded,
-resumable (a checkpoint every few hundred steps), mixed precision on CUDA, a metrics log."""
+resumable (a checkpoint every few hundred steps), mixed precision on CUDA, a metrics log,
+and an optional adversarial term (on by default for CUDA)."""
 
 from __future__ import annotations
 
 import json
-import random
+import os
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lipdub.errors import LipDubError
+from lipdub.restore.adversarial import PatchDiscriminator, discriminator_loss, generator_loss
 from lipdub.restore.degrade import degrade, lower_face_mask
 from lipdub.restore.metrics import gradient_loss, region_scores, ssim_loss
 from lipdub.restore.model import SOVQAE, SOVQAEConfig
@@ -28,6 +32,14 @@ class TrainConfig:
     weight_ssim: float = 0.5  # the 'perceptual' terms: structure and edges (no downloaded
     weight_gradient: float = 0.5  # feature networks are available to us)
     device: str = "auto"
+    adversarial: str = "auto"  # on | off | auto (on for CUDA: it doubles a CPU step's cost)
+    weight_adversarial: float = 0.05
+    adversarial_start: float = 0.3  # fraction of the steps before the discriminator joins
+
+    def uses_adversarial(self, device: str) -> bool:
+        if self.adversarial not in ("on", "off", "auto"):
+            raise ValueError(f"adversarial must be on, off or auto, not {self.adversarial!r}")
+        return self.adversarial == "on" or (self.adversarial == "auto" and device == "cuda")
 
 
 @dataclass
@@ -102,6 +114,42 @@ def evaluate(model: SOVQAE, clean: np.ndarray, seed: int = 1234,
                       codes_used=float(used), codes_alive=alive)
 
 
+class TrainingDivergedError(LipDubError):
+    code = "training_diverged"
+
+
+class DegradedBatches:
+    """Training batches (clean, degraded), made on worker threads one step ahead of the GPU.
+    Each step's randomness comes from (seed, step) alone, so a resumed run sees exactly the
+    batches a straight run would, and prefetching needs no shared generator."""
+
+    def __init__(self, crops: np.ndarray, batch_size: int, seed: int) -> None:
+        self.crops, self.batch_size, self.seed = crops, batch_size, seed
+        # cv2 releases the GIL, so threads scale the per-crop degradation over cores.
+        self.pool = ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1))
+
+    def _make(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        rng = np.random.default_rng([self.seed, step])
+        picks = rng.integers(0, len(self.crops), size=self.batch_size)
+        seeds = rng.integers(0, 2**63, size=self.batch_size)
+        clean = self.crops[picks]
+        degraded = list(self.pool.map(lambda c, k: degrade(c, np.random.default_rng(k)),
+                                      clean, seeds))
+        return clean, np.stack(degraded)
+
+    def submit(self, step: int) -> Future:
+        return self.pool.submit(self._make, step)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Cosine decay to 5%: the last steps at a small rate settle the fine detail (and PSNR)."""
+    progress = min(step, config.steps) / config.steps
+    return config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
 def train_sovqae(
     crops: np.ndarray,
     model_config: SOVQAEConfig,
@@ -113,16 +161,11 @@ def train_sovqae(
     work_dir.mkdir(parents=True, exist_ok=True)
     device = _device(config.device)
     torch.manual_seed(config.seed)
-    random.seed(config.seed)
     train_crops, val_crops = split(crops, config.validation_fraction)
     model = SOVQAE(model_config).to(device)
     optimiser = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=(0.5, 0.9))
-    # Cosine decay: the last steps at a small rate settle the fine detail (and PSNR).
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimiser, lambda s: 0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * min(s, config.steps)
-                                                             / config.steps)))
     scaler = torch.amp.GradScaler(device, enabled=device == "cuda")
-    rng = np.random.default_rng(config.seed)
+    critic = Critic(device, config) if config.uses_adversarial(device) else None
     history: list[dict] = []
     step = 0
     checkpoint = work_dir / "checkpoint.pt"
@@ -130,40 +173,67 @@ def train_sovqae(
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         model.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimiser"])
-        schedule.load_state_dict(state["schedule"])
-        rng.bit_generator.state = state["rng"]
+        scaler.load_state_dict(state["scaler"])
+        if critic is not None:
+            critic.load_state_dict(state["critic"])
         torch.set_rng_state(state["torch_rng"])
+        if device == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"])  # k-means and dead-code restarts
         history, step = state["history"], state["step"]
     mask = lower_face_mask(model_config.resolution)
     focus = torch.from_numpy(0.2 + 0.8 * mask).to(device)[None, None]
+    region = torch.from_numpy(mask).to(device)[None, None]
+    adversarial_from = int(config.adversarial_start * config.steps)
     log = (work_dir / "metrics.jsonl").open("w")  # rewritten from the checkpoint on resume
     for record in history:
         log.write(json.dumps(record) + "\n")
+    batches = DegradedBatches(train_crops, config.batch_size, config.seed)
+    upcoming = batches.submit(step)
+    non_finite = 0
     model.train()
     try:
         while step < config.steps:
-            picks = rng.integers(0, len(train_crops), size=config.batch_size)
-            clean = train_crops[picks]
-            degraded = np.stack([degrade(c, rng) for c in clean])
+            clean, degraded = upcoming.result()
+            if step + 1 < config.steps:
+                upcoming = batches.submit(step + 1)
             target, source = _to_tensor(clean, device), _to_tensor(degraded, device)
+            for group in optimiser.param_groups:
+                group["lr"] = learning_rate(config, step)
+            adversarial = critic is not None and step >= adversarial_from
             with torch.autocast(device_type=device, dtype=torch.float16,
                                 enabled=device == "cuda"):
                 restored, vq_loss, _ = model(source)
-                restored = restored.float()
-                # Restoration is only ever blended in where engines change pixels: spend
-                # the model's capacity there.
-                l1 = ((restored - target).abs() * focus).mean()
-                loss = (l1 + config.weight_ssim * ssim_loss(restored, target)
-                        + config.weight_gradient * gradient_loss(restored * focus,
-                                                                 target * focus) + vq_loss)
+            # The losses in fp32: SSIM's variances (E[x^2] - mu^2) cancel catastrophically
+            # in fp16, which sent CUDA training to NaN.
+            restored = restored.float()
+            # Restoration is only ever blended in where engines change pixels: spend the
+            # model's capacity there.
+            l1 = ((restored - target).abs() * focus).mean()
+            loss = (l1 + config.weight_ssim * ssim_loss(restored, target)
+                    + config.weight_gradient * gradient_loss(restored * focus, target * focus)
+                    + vq_loss.float())
+            if adversarial:
+                # The critic sees what the stage delivers: restored pixels blended in.
+                blended = restored * region + target * (1 - region)
+                adversarial_g = critic.generator_loss(blended)
+                loss = loss + config.weight_adversarial * adversarial_g
             optimiser.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimiser)
             scaler.update()
-            schedule.step()
             step += 1
             record = {"step": step, "loss": float(loss.detach()), "l1": float(l1.detach()),
                       "vq": float(vq_loss.detach())}
+            if adversarial:
+                record["adversarial_g"] = float(adversarial_g.detach())
+                record["adversarial_d"] = critic.step(target, blended.detach())
+            non_finite = 0 if np.isfinite(record["loss"]) else non_finite + 1
+            if non_finite >= 20:
+                raise TrainingDivergedError(
+                    f"Training diverged: the loss was not finite for {non_finite} steps in a "
+                    f"row (step {step}).",
+                    "Lower the learning rate or train on the CPU (--device cpu), and report "
+                    "this with the identity's footage.")
             history.append(record)
             log.write(json.dumps(record) + "\n")
             if on_step is not None:
@@ -171,12 +241,61 @@ def train_sovqae(
             if step % config.checkpoint_every == 0 or step == config.steps:
                 tmp = checkpoint.with_suffix(".tmp")
                 torch.save({"model": model.state_dict(), "optimiser": optimiser.state_dict(),
-                            "schedule": schedule.state_dict(),
-                            "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                            "scaler": scaler.state_dict(),
+                            "critic": critic.state_dict() if critic is not None else None,
+                            "torch_rng": torch.get_rng_state(),
+                            "cuda_rng": torch.cuda.get_rng_state() if device == "cuda"
+                            else None,
                             "history": history, "step": step}, tmp)
                 tmp.replace(checkpoint)
     finally:
+        batches.close()
         log.close()
     evaluation = evaluate(model, val_crops)
     (work_dir / "evaluation.json").write_text(json.dumps(asdict(evaluation), indent=2))
     return TrainResult(model=model.eval(), history=history, evaluation=evaluation)
+
+
+class Critic:
+    """The discriminator with its own optimiser and loss scaler."""
+
+    def __init__(self, device: str, config: TrainConfig) -> None:
+        self.device = device
+        # Its own seed, so switching the critic on leaves the first steps' randomness alone.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed + 1)
+            self.net = PatchDiscriminator().to(device)
+        self.optimiser = torch.optim.Adam(self.net.parameters(), lr=config.learning_rate / 4,
+                                          betas=(0.5, 0.9))
+        self.scaler = torch.amp.GradScaler(device, enabled=device == "cuda")
+
+    def generator_loss(self, fake: torch.Tensor) -> torch.Tensor:
+        # The critic is a fixed judge during the generator's step: no gradients for it.
+        self.net.requires_grad_(False)
+        try:
+            with torch.autocast(device_type=self.device, dtype=torch.float16,
+                                enabled=self.device == "cuda"):
+                logits = self.net(fake)
+            return generator_loss(logits.float())
+        finally:
+            self.net.requires_grad_(True)
+
+    def step(self, real: torch.Tensor, fake: torch.Tensor) -> float:
+        with torch.autocast(device_type=self.device, dtype=torch.float16,
+                            enabled=self.device == "cuda"):
+            real_logits, fake_logits = self.net(real), self.net(fake)
+        loss = discriminator_loss(real_logits.float(), fake_logits.float())
+        self.optimiser.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimiser)
+        self.scaler.update()
+        return float(loss.detach())
+
+    def state_dict(self) -> dict:
+        return {"net": self.net.state_dict(), "optimiser": self.optimiser.state_dict(),
+                "scaler": self.scaler.state_dict()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.net.load_state_dict(state["net"])
+        self.optimiser.load_state_dict(state["optimiser"])
+        self.scaler.load_state_dict(state["scaler"])
