@@ -1,7 +1,10 @@
 """Job submission throughput and latency of POST /v1/jobs (URIs, no upload) against a real
 gateway process (uvicorn) on PostgreSQL + Redis, with a local load generator.
 
-    .venv/bin/python benchmarks/bench_submit.py [--requests 3000] [--concurrency 32]
+    .venv/bin/python benchmarks/bench_submit.py [--rate 300 --seconds 20] [--requests 3000]
+
+Two measurements: latency at a fixed arrival rate (open loop: requests arrive on schedule,
+as from many independent clients) and the most it takes (closed loop, N clients).
 
 Creates (and drops) its own PostgreSQL database and uses Redis database 14. Figures are
 printed, never asserted.
@@ -18,7 +21,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from pathlib import Path
 
+import aiohttp
 import httpx
 import numpy as np
 import psycopg
@@ -27,36 +33,96 @@ import redis
 from lipdub.db.session import session_factory, upgrade
 from lipdub.jobs.keys import create_key
 
-SERVER = """
-import uvicorn
-from lipdub_gateway.app import create_app
-uvicorn.run(create_app(), host="127.0.0.1", port={port}, log_level="warning")
-"""
+BODY = {"video": "s3://footage/ep1.mp4", "audio": "s3://footage/ep1-fr.wav",
+        "options": {"engine": "warp"}}
 
 
-async def fire(port: int, key: str, total: int, concurrency: int) -> list[float]:
-    body = {"video": "s3://footage/ep1.mp4", "audio": "s3://footage/ep1-fr.wav",
-            "options": {"engine": "warp"}}
+async def post(client: aiohttp.ClientSession, url: str) -> None:
+    async with client.post(url, json=BODY) as r:
+        if r.status != 201:
+            raise RuntimeError(await r.text())
+        await r.read()
+
+
+async def closed_loop(port: int, key: str, total: int, concurrency: int) -> list[float]:
+    """`concurrency` clients, each sending its next request when the last one is answered:
+    the most the gateway can take (latency here is concurrency / throughput by design)."""
     latencies: list[float] = []
     counter = iter(range(total))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", limits=limits,
-                                 headers={"Authorization": f"Bearer {key}"}) as client:
-        async def worker() -> None:
+    url = f"http://127.0.0.1:{port}/v1/jobs"
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"},
+                                     connector=aiohttp.TCPConnector(limit=concurrency)) as c:
+        async def client() -> None:
             for _ in counter:
                 started = time.perf_counter()
-                r = await client.post("/v1/jobs", json=body)
+                await post(c, url)
                 latencies.append(time.perf_counter() - started)
-                if r.status_code != 201:
-                    raise RuntimeError(r.text)
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(client() for _ in range(concurrency)))
     return latencies
+
+
+async def open_loop(port: int, key: str, rate: float, seconds: float) -> list[float]:
+    """Requests sent on a fixed schedule (`rate` per second) whether or not earlier ones were
+    answered, as real clients arrive; latency counts from the scheduled time, so a stalled
+    gateway cannot hide its queue (no coordinated omission)."""
+    url = f"http://127.0.0.1:{port}/v1/jobs"
+    latencies: list[float] = []
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {key}"},
+                                     connector=aiohttp.TCPConnector(limit=256)) as c:
+        async def one(due: float) -> None:
+            await post(c, url)
+            latencies.append(time.perf_counter() - due)
+
+        tasks = []
+        start = time.perf_counter() + 0.05
+        for i in range(int(rate * seconds)):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            tasks.append(asyncio.create_task(one(due)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+def cpu_seconds(group: int) -> float:
+    """User + system CPU time of the live processes of a process group (Linux /proc): the
+    gateway and its worker processes."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == group:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def report(label: str, latencies: list[float], elapsed: float, server_cpu: float,
+           client_cpu: float) -> None:
+    ms = np.array(latencies) * 1000
+    n = len(latencies)
+    print(f"{label}: {n} submissions in {elapsed:.1f} s = {n / elapsed:.0f} submissions/s")
+    print(f"  latency p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
+          f"max {ms.max():.1f} ms")
+    print(f"  CPU per submission: gateway {1000 * server_cpu / n:.2f} ms, "
+          f"load generator {1000 * client_cpu / n:.2f} ms")
+
+
+def measured(server_pid: int, run: Callable[[], list[float]]) -> tuple:
+    started, server_cpu, client_cpu = (time.perf_counter(), cpu_seconds(server_pid),
+                                       time.process_time())
+    latencies = run()
+    return (latencies, time.perf_counter() - started, cpu_seconds(server_pid) - server_cpu,
+            time.process_time() - client_cpu)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=3000, help="closed-loop requests")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--rate", type=float, default=300.0, help="open-loop requests/s")
+    parser.add_argument("--seconds", type=float, default=20.0, help="open-loop duration")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     args = parser.parse_args()
     name = f"lipdub_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
@@ -73,8 +139,13 @@ def main() -> None:
         port = s.getsockname()[1]
     env = {**os.environ, "LIPDUB_DATABASE_URL": url, "LIPDUB_EXECUTOR": "celery",
            "LIPDUB_BROKER_URL": broker, "LIPDUB_MAX_JOBS_IN_FLIGHT": str(10**9)}
-    server = subprocess.Popen([sys.executable, "-c", SERVER.format(port=port)], env=env,
-                              start_new_session=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "lipdub_gateway.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--workers", str(args.workers),
+         "--log-level", "warning"], env=env, start_new_session=True)
+    print(f"POST /v1/jobs (URIs, no upload) to uvicorn ({args.workers} worker process"
+          f"{'es' if args.workers > 1 else ''}) on PostgreSQL + Redis, "
+          f"all on this machine ({os.cpu_count()} cores, load generator included)")
     try:
         for _ in range(100):
             try:
@@ -82,10 +153,13 @@ def main() -> None:
                 break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        asyncio.run(fire(port, key, 200, args.concurrency))  # warm-up
-        started = time.perf_counter()
-        latencies = asyncio.run(fire(port, key, args.requests, args.concurrency))
-        elapsed = time.perf_counter() - started
+        asyncio.run(closed_loop(port, key, 300, args.concurrency))  # warm-up
+        report(f"open loop at {args.rate:.0f}/s for {args.seconds:.0f} s",
+               *measured(server.pid, lambda: asyncio.run(open_loop(port, key, args.rate,
+                                                                    args.seconds))))
+        report(f"closed loop, {args.concurrency} concurrent (the most it takes)",
+               *measured(server.pid, lambda: asyncio.run(closed_loop(
+                   port, key, args.requests, args.concurrency))))
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(20)
@@ -93,13 +167,6 @@ def main() -> None:
         with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
                              autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    ms = np.array(latencies) * 1000
-    print(f"{args.requests} POST /v1/jobs, {args.concurrency} concurrent, one uvicorn process, "
-          f"PostgreSQL + Redis on this machine ({os.cpu_count()} cores, load generator "
-          "included):")
-    print(f"  throughput {args.requests / elapsed:.0f} submissions/s")
-    print(f"  latency p50 {np.percentile(ms, 50):.1f} ms, p99 {np.percentile(ms, 99):.1f} ms, "
-          f"max {ms.max():.1f} ms")
 
 
 if __name__ == "__main__":

@@ -42,10 +42,14 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path):
     with TestClient(create_app(settings)) as client:
         yield client, {"Authorization": f"Bearer {key_a}"}, {"X-API-Key": key_b}, settings
     if request.param == "postgresql":
-        engine_for(url).dispose()
-        with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
-                             autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
+        _drop_postgres(url)
+
+
+def _drop_postgres(url: str) -> None:
+    engine_for(url).dispose()
+    with psycopg.connect("host=127.0.0.1 user=postgres dbname=postgres",
+                         autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def embedded_database(tmp_path: Path) -> tuple[str, str, str]:
@@ -215,3 +219,24 @@ def test_webhook_signature_helper_rejects_tampering() -> None:
                               (b'{"a":1}', 1_000_010, "whsec_b3RoZXI=")]:
         with pytest.raises(WebhookVerificationError):
             verify(secret, headers, body, now=now)
+
+
+def test_jobs_in_flight_beyond_the_limit_get_429(tmp_path: Path) -> None:
+    url, _, key = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", max_jobs_in_flight=2)
+    auth = {"Authorization": f"Bearer {key}"}
+    body = {"video": "s3://footage/a.mp4", "audio": "s3://footage/a.wav"}
+    with TestClient(create_app(settings, run_jobs=False)) as client:  # jobs stay queued
+        first = client.post("/v1/jobs", headers={**auth, "Idempotency-Key": "one"}, json=body)
+        assert client.post("/v1/jobs", headers=auth, json=body).status_code == 201
+        refused = client.post("/v1/jobs", headers={**auth, "Idempotency-Key": "three"},
+                              json=body)
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["retry-after"] == "30"
+        assert refused.json()["code"] == "too_many_jobs" and "2 jobs" in refused.json()["detail"]
+        # Replaying an accepted job is not a new job: still answered.
+        replay = client.post("/v1/jobs", headers={**auth, "Idempotency-Key": "one"}, json=body)
+        assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+        client.post(f"/v1/jobs/{first.json()['id']}/cancel", headers=auth)
+        assert client.post("/v1/jobs", headers=auth, json=body).status_code == 201
+        assert len(client.get("/v1/jobs", headers=auth).json()["jobs"]) == 3

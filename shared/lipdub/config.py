@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 60.0
     max_upload_bytes: int = 8 * 1024**3
     max_jobs_in_flight: int = 20  # per tenant; more gets 429
+    # A verified API key is remembered this long (a revoked key stops working within it).
+    auth_cache_s: float = 30.0
     allow_http_urls: bool = False
     url_allow_hosts: list[str] = []
     webhook_secret: str | None = None  # default: generated once into ~/.lipdub/webhook_secret

@@ -4,14 +4,15 @@ No `from __future__ import annotations` here: FastAPI must see the dependency al
 defined inside `create_app` as objects, not strings."""
 
 
-import time
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import Annotated
 
 import httpx
+from cachetools import TTLCache
 from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -20,22 +21,23 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
-from sqlalchemy import func, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from lipdub.config import Settings, get_settings
-from lipdub.db.models import Job, JobState, Tenant, Upload, WebhookDelivery, new_id
+from lipdub.db.models import Job, JobState, Upload, WebhookDelivery, new_id
 from lipdub.db.session import session_factory, upgrade
 from lipdub.errors import LipDubError
 from lipdub.jobs.dubbing import dub_file
 from lipdub.jobs.executor import InProcessExecutor
-from lipdub.jobs.keys import tenant_for_key
+from lipdub.jobs.keys import TenantRef, hash_key, tenant_for_key_hash
 from lipdub.jobs.notify import deliver, webhook_secret
 from lipdub.jobs.runner import run_job
 from lipdub.jobs.service import (
     IdempotencyConflictError,
     JobNotFoundError,
     JobRequest,
+    TooManyJobsError,
     create_job,
     get_job,
     list_jobs,
@@ -43,6 +45,7 @@ from lipdub.jobs.service import (
 )
 from lipdub.netguard import check_url
 from lipdub.storage import LocalStore, store_from_settings, tenant_key
+from lipdub_gateway.metrics import RequestTimer
 from lipdub_gateway.problems import Problem, not_found, problem_handler
 from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, UploadOut
 
@@ -86,23 +89,29 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     async def bad_input(request: Request, exc: LipDubError):  # noqa: ANN202
         return await problem_handler(request, Problem(400, "Bad request", str(exc), exc.code))
 
-    @app.middleware("http")
-    async def timing(request: Request, call_next):  # noqa: ANN001, ANN202
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        latency.labels(getattr(route, "path", "other")).observe(time.perf_counter() - started)
-        return response
+    app.add_middleware(RequestTimer, histogram=latency)
 
     def db() -> Iterator[Session]:
         with sessions() as session:
             yield session
 
-    def tenant(session: Annotated[Session, Depends(db)],
-               authorization: Annotated[str | None, Header()] = None,
-               x_api_key: Annotated[str | None, Header()] = None) -> Tenant:
+    def lookup_key(key_hash: str) -> TenantRef | None:
+        with sessions() as session:
+            return tenant_for_key_hash(session, key_hash)
+
+    # Verified keys only (a bounded cache: unknown keys cannot fill it). Touched only on the
+    # event loop's thread, so it needs no lock.
+    known_keys: TTLCache[str, TenantRef] = TTLCache(maxsize=10_000, ttl=settings.auth_cache_s)
+
+    async def tenant(authorization: Annotated[str | None, Header()] = None,
+                     x_api_key: Annotated[str | None, Header()] = None) -> TenantRef:
         key = x_api_key or (authorization or "").removeprefix("Bearer ").strip()
-        found = tenant_for_key(session, key) if key else None
+        digest = hash_key(key) if key else None
+        found = known_keys.get(digest) if digest else None
+        if found is None and digest:
+            found = await run_in_threadpool(lookup_key, digest)
+            if found is not None:
+                known_keys[digest] = found
         if found is None:
             raise Problem(401, "Unauthorized", "A valid API key is required "
                           "(Authorization: Bearer KEY or X-API-Key).", "unauthorized",
@@ -110,7 +119,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         return found
 
     Db = Annotated[Session, Depends(db)]
-    Caller = Annotated[Tenant, Depends(tenant)]
+    Caller = Annotated[TenantRef, Depends(tenant)]
 
     def owned_job(job_id: str, session: Db, caller: Caller) -> Job:
         """The caller's job; another tenant's job does not exist for them (404, not 403)."""
@@ -138,7 +147,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    def check_input(uri: str, caller: Tenant, session: Session) -> None:
+    def check_input(uri: str, caller: TenantRef, session: Session) -> None:
         if uri.startswith(("https://", "http://")):
             check_url(uri, settings.allow_http_urls, frozenset(settings.url_allow_hosts))
         elif not uri.startswith("s3://"):
@@ -147,35 +156,41 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
                 raise Problem(422, "Unknown input", f"Upload '{uri}' does not exist.",
                               "unknown_upload")
 
+    def accept(body: JobCreate, caller: TenantRef,
+               idempotency_key: str | None) -> tuple[JobOut, bool]:
+        """Validate, record and enqueue a job: all blocking work, in one worker thread."""
+        with sessions() as session:
+            for uri in (body.video, body.audio):
+                check_input(uri, caller, session)
+            if body.webhook_url:
+                check_url(body.webhook_url, settings.allow_http_urls,
+                          frozenset(settings.url_allow_hosts))
+            request = JobRequest(body.video, body.audio, body.options.model_dump(),
+                                 body.webhook_url, body.metadata)
+            try:
+                job, created = create_job(session, caller.id, request, idempotency_key,
+                                          max_in_flight=settings.max_jobs_in_flight)
+            except IdempotencyConflictError as exc:
+                raise Problem(409, "Idempotency key reused", "This Idempotency-Key was used "
+                              "with a different request.", "idempotency_conflict") from exc
+            except TooManyJobsError as exc:
+                raise Problem(429, "Too many jobs", f"{exc} Wait for some to finish, or "
+                              "cancel some.", "too_many_jobs", {"Retry-After": "30"}) from exc
+            if created:
+                submitted.inc()
+                if executor is not None:
+                    executor.submit(job.id)
+                elif queue is not None:
+                    queue.send_task("lipdub.run_job", args=[job.id])
+            return JobOut.of(job), created
+
     @app.post("/v1/jobs", status_code=201)
-    def submit(body: JobCreate, session: Db, caller: Caller, response: Response,
-               idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
-        for uri in (body.video, body.audio):
-            check_input(uri, caller, session)
-        if body.webhook_url:
-            check_url(body.webhook_url, settings.allow_http_urls,
-                      frozenset(settings.url_allow_hosts))
-        in_flight = session.scalar(select(func.count()).select_from(Job).where(
-            Job.tenant_id == caller.id, Job.state.in_([JobState.QUEUED, JobState.RUNNING])))
-        request = JobRequest(body.video, body.audio, body.options.model_dump(),
-                             body.webhook_url, body.metadata)
-        try:
-            if in_flight >= settings.max_jobs_in_flight and idempotency_key is None:
-                raise Problem(429, "Too many jobs", f"{in_flight} jobs are already in "
-                              "flight for this tenant.", "too_many_jobs", {"Retry-After": "30"})
-            job, created = create_job(session, caller.id, request, idempotency_key)
-        except IdempotencyConflictError as exc:
-            raise Problem(409, "Idempotency key reused", "This Idempotency-Key was used "
-                          "with a different request.", "idempotency_conflict") from exc
-        if created:
-            submitted.inc()
-            if executor is not None:
-                executor.submit(job.id)
-            elif queue is not None:
-                queue.send_task("lipdub.run_job", args=[job.id])
-        else:
+    async def submit(body: JobCreate, caller: Caller, response: Response,
+                     idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
+        job, created = await run_in_threadpool(accept, body, caller, idempotency_key)
+        if not created:
             response.status_code = 200
-        return JobOut.of(job)
+        return job
 
     @app.get("/v1/jobs/{job_id}")
     def read(job: OwnedJob) -> JobOut:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -11,6 +12,14 @@ from sqlalchemy.orm import Session
 from lipdub.db.models import ApiKey, Tenant
 
 KEY_PREFIX = "ldk_"
+
+
+@dataclass(frozen=True)
+class TenantRef:
+    """Who is calling: detached from any database session, so it can be cached."""
+
+    id: str
+    name: str
 
 
 def hash_key(key: str) -> str:
@@ -30,7 +39,12 @@ def create_key(session: Session, tenant_name: str) -> tuple[Tenant, str]:
     return tenant, key
 
 
-def tenant_for_key(session: Session, key: str) -> Tenant | None:
-    row = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(key),
-                                              ApiKey.revoked_at.is_(None)))
-    return None if row is None else session.get(Tenant, row.tenant_id)
+def tenant_for_key_hash(session: Session, key_hash: str) -> TenantRef | None:
+    row = session.execute(
+        select(Tenant.id, Tenant.name).join(ApiKey, ApiKey.tenant_id == Tenant.id)
+        .where(ApiKey.key_hash == key_hash, ApiKey.revoked_at.is_(None))).first()
+    return None if row is None else TenantRef(id=row.id, name=row.name)
+
+
+def tenant_for_key(session: Session, key: str) -> TenantRef | None:
+    return tenant_for_key_hash(session, hash_key(key))

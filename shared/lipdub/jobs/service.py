@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from lipdub.db.models import Job, JobEvent, JobState, utcnow
@@ -20,6 +20,14 @@ class IdempotencyConflictError(Exception):
 
 class JobNotFoundError(Exception):
     pass
+
+
+class TooManyJobsError(Exception):
+    """The tenant already has its limit of jobs queued or running."""
+
+    def __init__(self, in_flight: int) -> None:
+        super().__init__(f"{in_flight} jobs are already in flight for this tenant.")
+        self.in_flight = in_flight
 
 
 class InvalidTransitionError(Exception):
@@ -42,8 +50,11 @@ class JobRequest:
 
 
 def create_job(session: Session, tenant_id: str, request: JobRequest,
-               idempotency_key: str | None = None) -> tuple[Job, bool]:
-    """(job, created). The same key and body returns the first job; another body raises."""
+               idempotency_key: str | None = None,
+               max_in_flight: int | None = None) -> tuple[Job, bool]:
+    """(job, created). The same key and body returns the first job; another body raises.
+    A new job beyond `max_in_flight` queued or running jobs raises TooManyJobsError (a
+    replay of an existing job does not count as new)."""
     fingerprint = request.fingerprint()
     if idempotency_key is not None:
         existing = session.scalar(select(Job).where(Job.tenant_id == tenant_id,
@@ -52,6 +63,10 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
             if existing.request_hash != fingerprint:
                 raise IdempotencyConflictError(idempotency_key)
             return existing, False
+    if max_in_flight is not None:
+        in_flight = count_in_flight(session, tenant_id, max_in_flight)
+        if in_flight >= max_in_flight:
+            raise TooManyJobsError(in_flight)
     job = Job(tenant_id=tenant_id, video_uri=request.video_uri, audio_uri=request.audio_uri,
               options=request.options, webhook_url=request.webhook_url,
               job_metadata=request.metadata or {}, idempotency_key=idempotency_key,
@@ -60,6 +75,19 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
     session.add(job)
     session.commit()
     return job, True
+
+
+# Built once: constructing the statement costs more Python than running it.
+_IN_FLIGHT = select(func.count()).select_from(
+    select(Job.id).where(Job.tenant_id == bindparam("tenant_id"),
+                         Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
+    .limit(bindparam("up_to")).subquery())
+
+
+def count_in_flight(session: Session, tenant_id: str, up_to: int) -> int:
+    """Queued or running jobs of the tenant, counted up to `up_to` (the limit): the cost of
+    the check stays flat however many jobs a tenant has."""
+    return session.scalar(_IN_FLIGHT, {"tenant_id": tenant_id, "up_to": up_to})
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
