@@ -240,3 +240,69 @@ def test_jobs_in_flight_beyond_the_limit_get_429(tmp_path: Path) -> None:
         client.post(f"/v1/jobs/{first.json()['id']}/cancel", headers=auth)
         assert client.post("/v1/jobs", headers=auth, json=body).status_code == 201
         assert len(client.get("/v1/jobs", headers=auth).json()["jobs"]) == 3
+
+
+def test_url_inputs_are_fetched_and_media_limits_fail_jobs_cleanly(
+        tmp_path: Path, talking_clip: Path, short_voice: Path) -> None:
+    from tests.test_fetch import Site
+
+    site = Site()
+    site.script["/reel.mp4?X-Amz-Signature=abc"] = [(200, {}, talking_clip.read_bytes())]
+    url, _, key = embedded_database(tmp_path)
+    auth = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", allow_http_urls=True,
+                        url_allow_hosts=["127.0.0.1"])
+    with TestClient(create_app(settings)) as client:
+        audio = _upload(client, auth, short_voice)
+        body = {"video": f"{site.base}/reel.mp4?X-Amz-Signature=abc", "audio": audio,
+                "options": {"engine": "warp"}}
+        job = _wait(client, auth, client.post("/v1/jobs", headers=auth, json=body).json()["id"])
+        assert job["state"] == "succeeded", job
+        assert site.hits["/reel.mp4?X-Amz-Signature=abc"] == 1
+    # The same job on a platform that takes at most 2 s per job (the clip is 4 s).
+    limited = settings.model_copy(update={"max_input_seconds": 2.0})
+    with TestClient(create_app(limited)) as client:
+        job = _wait(client, auth, client.post("/v1/jobs", headers=auth, json=body).json()["id"])
+        assert job["state"] == "failed" and job["error_code"] == "media_limit_exceeded"
+        assert "4 s long" in job["error_message"] and "at most 2 s" in job["error_message"]
+        assert client.get(f"/v1/jobs/{job['id']}/result", headers=auth).status_code == 409
+    site.server.shutdown()
+
+
+def test_cancel_a_running_job_stops_it(tmp_path: Path, samples) -> None:
+    clip = samples.clip("long-talk", 16.0, seed=3)
+    voice = samples.audio("long-voice", 16.0, seed=5)
+    url, tenant_id, key = embedded_database(tmp_path)
+    auth = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store")
+    with TestClient(create_app(settings)) as client:
+        body = {"video": _upload(client, auth, clip), "audio": _upload(client, auth, voice),
+                "options": {"engine": "warp"}}
+        job_id = client.post("/v1/jobs", headers=auth, json=body).json()["id"]
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            job = client.get(f"/v1/jobs/{job_id}", headers=auth).json()
+            if job["state"] == "running" and job["progress"] >= 5:  # inputs fetched
+                break
+            time.sleep(0.05)
+        assert job["state"] == "running", job
+        assert client.post(f"/v1/jobs/{job_id}/cancel", headers=auth).status_code == 200
+        job = _wait(client, auth, job_id)
+        assert job["state"] == "canceled", job
+        assert job["progress"] < 100
+        assert [e["state"] for e in job["events"]] == ["queued", "running", "canceled"]
+        assert client.get(f"/v1/jobs/{job_id}/result", headers=auth).status_code == 409
+    results = settings.storage_dir / "tenants" / tenant_id / "results"
+    assert not results.exists() or not any(results.rglob("*.mp4"))
+
+
+def test_readyz_reports_an_unreachable_broker(tmp_path: Path) -> None:
+    url, _, _ = embedded_database(tmp_path)
+    for broker, status in (("redis://127.0.0.1:6379/13", 200), ("redis://127.0.0.1:9/0", 503)):
+        settings = Settings(database_url=url, storage_dir=tmp_path / "store",
+                            executor="celery", broker_url=broker)
+        with TestClient(create_app(settings)) as client:
+            r = client.get("/readyz")
+            assert r.status_code == status, r.text
+            if status == 503:
+                assert "broker unreachable" in r.json()["detail"]

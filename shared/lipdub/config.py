@@ -43,6 +43,10 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 60.0
     max_upload_bytes: int = 8 * 1024**3
     max_jobs_in_flight: int = 20  # per tenant; more gets 429
+    # Per job: longer or larger footage fails at once with media_limit_exceeded.
+    max_input_seconds: float = 4 * 3600.0
+    max_input_width: int = 4096
+    max_input_height: int = 2160
     # A verified API key is remembered this long (a revoked key stops working within it).
     auth_cache_s: float = 30.0
     allow_http_urls: bool = False

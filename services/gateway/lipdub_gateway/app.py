@@ -6,10 +6,8 @@ defined inside `create_app` as objects, not strings."""
 
 from collections.abc import Iterator
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Annotated
 
-import httpx
 from cachetools import TTLCache
 from fastapi import Depends, FastAPI, Header, Request, Response, UploadFile
 from fastapi.concurrency import run_in_threadpool
@@ -26,13 +24,11 @@ from sqlalchemy.orm import Session
 
 from lipdub.config import Settings, get_settings
 from lipdub.db.models import Job, JobState, Upload, WebhookDelivery, new_id
-from lipdub.db.session import session_factory, upgrade
+from lipdub.db.session import upgrade
 from lipdub.errors import LipDubError
-from lipdub.jobs.dubbing import dub_file
+from lipdub.jobs.context import JobContext
 from lipdub.jobs.executor import InProcessExecutor
 from lipdub.jobs.keys import TenantRef, hash_key, tenant_for_key_hash
-from lipdub.jobs.notify import deliver, webhook_secret
-from lipdub.jobs.runner import run_job
 from lipdub.jobs.service import (
     IdempotencyConflictError,
     JobNotFoundError,
@@ -44,7 +40,7 @@ from lipdub.jobs.service import (
     request_cancel,
 )
 from lipdub.netguard import check_url
-from lipdub.storage import LocalStore, store_from_settings, tenant_key
+from lipdub.storage import LocalStore, tenant_key
 from lipdub_gateway.metrics import RequestTimer
 from lipdub_gateway.problems import Problem, not_found, problem_handler
 from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, UploadOut
@@ -52,14 +48,12 @@ from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, Uplo
 
 def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastAPI:
     settings = settings or get_settings()
-    sessions = session_factory(settings.database_url)
-    store = store_from_settings(settings)
+    context = JobContext.from_settings(settings)
+    sessions, store = context.sessions, context.store
     registry = CollectorRegistry()
     submitted = Counter("lipdub_jobs_submitted_total", "Jobs accepted", registry=registry)
     latency = Histogram("lipdub_http_request_seconds", "Request latency", ["route"],
                         registry=registry)
-    secret = webhook_secret(settings.webhook_secret, settings.storage_dir.parent)
-    http = httpx.Client()
     executor = None
     queue = None
     if settings.executor == "celery":
@@ -68,11 +62,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         # Only the broker is needed to enqueue; the task code lives in the worker.
         queue = Celery("lipdub", broker=settings.broker_url)
     if run_jobs and settings.executor == "inprocess":
-        executor = InProcessExecutor(sessions, partial(
-            run_job, sessions=sessions, store=store, dub_file=dub_file,
-            notify=lambda session, job: deliver(session, job, secret, http),
-            lease_s=settings.job_lease_s))
-
+        executor = InProcessExecutor(sessions, context.run)
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> Iterator[None]:
         upgrade(settings.database_url)  # migrations run on start
@@ -134,13 +124,22 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     def healthz() -> dict:
         return {"status": "ok"}
 
+    def broker_reachable() -> None:
+        if queue is not None:
+            with queue.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+
     @app.get("/readyz")
     def readyz(session: Db) -> dict:
-        try:
-            session.execute(text("select 1"))
-            store.ping()
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            raise Problem(503, "Not ready", str(exc), "not_ready") from exc
+        """Ready when the database, the object store and (with Celery) the broker answer."""
+        checks = {"database": lambda: session.execute(text("select 1")),
+                  "storage": store.ping, "broker": broker_reachable}
+        for name, check in checks.items():
+            try:
+                check()
+            except Exception as exc:  # noqa: BLE001 - reported, not raised
+                raise Problem(503, "Not ready", f"{name} unreachable: {exc}",
+                              "not_ready") from exc
         return {"status": "ready"}
 
     @app.get("/metrics")
@@ -226,7 +225,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         if not job.webhook_url or not job.state.terminal:
             raise Problem(409, "Nothing to deliver", "The job has no webhook or is not "
                           "finished.", "nothing_to_deliver")
-        return DeliveryOut.model_validate(deliver(session, job, secret, http),
+        return DeliveryOut.model_validate(context.notify(session, job),
                                           from_attributes=True)
 
     @app.post("/v1/uploads", status_code=201)

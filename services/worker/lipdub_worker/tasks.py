@@ -12,12 +12,10 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from lipdub.config import get_settings
-from lipdub.db.session import session_factory, upgrade
-from lipdub.jobs.dubbing import dub_file
-from lipdub.jobs.notify import deliver, due_deliveries, webhook_secret
-from lipdub.jobs.runner import run_job
+from lipdub.db.session import upgrade
+from lipdub.jobs.context import JobContext
+from lipdub.jobs.notify import due_deliveries
 from lipdub.jobs.service import stale_jobs
-from lipdub.storage import store_from_settings
 
 RUN_JOB = "lipdub.run_job"
 REDELIVER = "lipdub.redeliver_webhooks"
@@ -41,11 +39,9 @@ app.conf.update(
 
 
 @cache
-def _context() -> tuple:
+def _context() -> JobContext:
     upgrade(settings.database_url)
-    secret = webhook_secret(settings.webhook_secret, settings.storage_dir.parent)
-    return session_factory(settings.database_url), store_from_settings(settings), secret, \
-        httpx.Client()
+    return JobContext.from_settings(settings)
 
 
 @app.task(name=RUN_JOB, autoretry_for=(OperationalError, httpx.TransportError),
@@ -54,10 +50,7 @@ def run_job_task(job_id: str) -> str:
     """Transient faults (database or network unreachable) retry with backoff; bad input
     fails the job cleanly inside the runner and is not retried. A job another worker holds
     is left to it (the sweep picks it up again should that worker die)."""
-    sessions, store, secret, http = _context()
-    state = run_job(job_id, sessions, store, dub_file,
-                    notify=lambda session, job: deliver(session, job, secret, http),
-                    lease_s=settings.job_lease_s)
+    state = _context().run(job_id)
     return state.value if state is not None else "held elsewhere"
 
 
@@ -65,8 +58,7 @@ def run_job_task(job_id: str) -> str:
 def requeue_stale_jobs() -> int:
     """Jobs are never lost with their queue message: the database is the record, and jobs
     that should be moving but are not get enqueued again (claiming makes that safe)."""
-    sessions, *_ = _context()
-    with sessions() as session:
+    with _context().sessions() as session:
         stale = stale_jobs(session, settings.requeue_after_s)
     for job_id in stale:
         run_job_task.delay(job_id)
@@ -75,9 +67,9 @@ def requeue_stale_jobs() -> int:
 
 @app.task(name=REDELIVER)
 def redeliver_webhooks() -> int:
-    sessions, _, secret, http = _context()
-    with sessions() as session:
+    context = _context()
+    with context.sessions() as session:
         jobs = due_deliveries(session)
         for job in jobs:
-            deliver(session, job, secret, http)
+            context.notify(session, job)
     return len(jobs)

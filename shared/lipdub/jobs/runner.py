@@ -9,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +21,7 @@ from lipdub.storage import ObjectStore, tenant_key
 log = logging.getLogger(__name__)
 
 # Share of the progress bar each pipeline pass takes.
-_PASS_SPAN = {"faces": (0, 35), "lip-sync": (35, 95)}
+_PASS_SPAN = {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95)}
 
 
 class JobCanceledError(Exception):
@@ -92,14 +93,22 @@ def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
     return target
 
 
+def _suffix(uri: str) -> str:
+    """The file extension of an input, ignoring a URL's query (presigned signatures)."""
+    suffix = Path(urlsplit(uri).path).suffix
+    return suffix if suffix[1:].isalnum() else ""
+
+
 def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             dub_file: Callable[[Path, Path, Path, dict, DbProgress], dict],
             fetch_url: Callable[[str, Path], None] | None = None,
             notify: Callable[[Session, Job], object] | None = None,
-            lease_s: float = 120.0) -> JobState | None:
+            lease_s: float = 120.0,
+            check_inputs: Callable[[Path, Path], None] | None = None) -> JobState | None:
     """Executes the job and returns its final state. `dub_file(video, audio, output,
-    options, progress)` does the media work and returns stage timings. Returns None when
-    the job could not be claimed (another worker holds it)."""
+    options, progress)` does the media work and returns stage timings; `check_inputs(video,
+    audio)` may refuse the fetched inputs (limits) before it. Returns None when the job
+    could not be claimed (another worker holds it)."""
     with sessions() as session:
         job = claim(session, job_id, lease_s)
         if job is None:
@@ -109,10 +118,15 @@ def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
         try:
             with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
                 folder = Path(tmp)
+                progress.start("fetch", 2)
                 video = fetch_input(job.video_uri, job.tenant_id, session, store, folder,
-                                    "video" + Path(job.video_uri).suffix, fetch_url)
+                                    "video" + _suffix(job.video_uri), fetch_url)
+                progress.advance("fetch")
                 audio = fetch_input(job.audio_uri, job.tenant_id, session, store, folder,
-                                    "audio" + Path(job.audio_uri).suffix, fetch_url)
+                                    "audio" + _suffix(job.audio_uri), fetch_url)
+                progress.finish("fetch")
+                if check_inputs is not None:
+                    check_inputs(video, audio)
                 output = folder / "result.mp4"
                 timings = dub_file(video, audio, output, dict(job.options), progress)
                 job.stage = "upload"

@@ -1,0 +1,56 @@
+"""Everything a job needs to run, built once from the settings: shared by the gateway's
+in-process executor and the Celery worker so that both run jobs exactly alike."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from lipdub.config import Settings
+from lipdub.db.models import Job, JobState
+from lipdub.db.session import session_factory
+from lipdub.jobs.dubbing import dub_file
+from lipdub.jobs.fetch import UrlFetcher
+from lipdub.jobs.limits import check_media_limits
+from lipdub.jobs.notify import deliver, webhook_secret
+from lipdub.jobs.runner import run_job
+from lipdub.storage import ObjectStore, store_from_settings
+
+
+@dataclass
+class JobContext:
+    settings: Settings
+    sessions: sessionmaker[Session]
+    store: ObjectStore
+    webhook_secret: str
+    http: httpx.Client
+    fetch_url: UrlFetcher
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> JobContext:
+        http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+        return cls(
+            settings=settings,
+            sessions=session_factory(settings.database_url),
+            store=store_from_settings(settings),
+            webhook_secret=webhook_secret(settings.webhook_secret, settings.storage_dir.parent),
+            http=http,
+            fetch_url=UrlFetcher(http, settings.max_upload_bytes, settings.allow_http_urls,
+                                 frozenset(settings.url_allow_hosts)),
+        )
+
+    def notify(self, session: Session, job: Job) -> object:
+        return deliver(session, job, self.webhook_secret, self.http)
+
+    def check_inputs(self, video: Path, _audio: Path) -> None:
+        check_media_limits(video, self.settings.max_input_seconds,
+                           self.settings.max_input_width, self.settings.max_input_height)
+
+    def run(self, job_id: str) -> JobState | None:
+        return run_job(job_id, self.sessions, self.store, dub_file, fetch_url=self.fetch_url,
+                       notify=self.notify, lease_s=self.settings.job_lease_s,
+                       check_inputs=self.check_inputs)
+

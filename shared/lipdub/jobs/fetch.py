@@ -1,0 +1,94 @@
+"""Job inputs given as https URLs: fetched with the SSRF guard on every hop (redirects are
+followed by hand so that each target is checked after DNS), a size limit enforced while
+streaming, transient faults retried with backoff, and the file written atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urljoin
+
+import httpx
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from lipdub.errors import LipDubError
+from lipdub.netguard import check_url
+
+MAX_REDIRECTS = 5
+
+
+class InputFetchError(LipDubError):
+    code = "input_fetch_failed"
+
+
+class InputTooLargeError(LipDubError):
+    code = "input_too_large"
+
+
+class _TransientFetchError(Exception):
+    """Worth another try: the network, or the server's 5xx / 429."""
+
+
+class UrlFetcher:
+    def __init__(self, client: httpx.Client, max_bytes: int, allow_http: bool = False,
+                 allow_hosts: frozenset[str] = frozenset(), attempts: int = 4,
+                 first_wait_s: float = 1.0) -> None:
+        self.client, self.max_bytes = client, max_bytes
+        self.allow_http, self.allow_hosts = allow_http, allow_hosts
+        self.attempts, self.first_wait_s = attempts, first_wait_s
+
+    def __call__(self, url: str, target: Path) -> None:
+        retrying = Retrying(retry=retry_if_exception_type(_TransientFetchError),
+                            stop=stop_after_attempt(self.attempts),
+                            wait=wait_exponential(multiplier=self.first_wait_s, max=60),
+                            reraise=True)
+        try:
+            for attempt in retrying:
+                with attempt:
+                    self._fetch_once(url, target)
+        except _TransientFetchError as exc:
+            raise InputFetchError(f"Could not fetch '{url}' after {self.attempts} tries: "
+                                  f"{exc}.", "Check that the server is up, then resubmit.") \
+                from exc
+
+    def _fetch_once(self, url: str, target: Path) -> None:
+        current = url
+        for _ in range(MAX_REDIRECTS + 1):
+            check_url(current, self.allow_http, self.allow_hosts)
+            try:
+                with self.client.stream("GET", current, follow_redirects=False) as response:
+                    if response.is_redirect:
+                        current = urljoin(current, response.headers["location"])
+                        continue
+                    if response.status_code >= 500 or response.status_code == 429:
+                        raise _TransientFetchError(f"HTTP {response.status_code}")
+                    if response.status_code != 200:
+                        raise InputFetchError(
+                            f"'{url}' answered HTTP {response.status_code}.",
+                            "Check the URL (presigned URLs expire), then resubmit.")
+                    self._save(url, response, target)
+                    return
+            except httpx.TransportError as exc:
+                raise _TransientFetchError(type(exc).__name__) from exc
+        raise InputFetchError(f"'{url}' redirected more than {MAX_REDIRECTS} times.",
+                              "Give the file's final URL.")
+
+    def _save(self, url: str, response: httpx.Response, target: Path) -> None:
+        declared = response.headers.get("content-length")
+        if declared is not None and int(declared) > self.max_bytes:
+            raise self._too_large(url)
+        partial = target.with_name(target.name + ".part")
+        written = 0
+        try:
+            with partial.open("wb") as out:
+                for chunk in response.iter_bytes(1 << 20):
+                    written += len(chunk)
+                    if written > self.max_bytes:
+                        raise self._too_large(url)
+                    out.write(chunk)
+            partial.replace(target)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    def _too_large(self, url: str) -> InputTooLargeError:
+        return InputTooLargeError(f"'{url}' is larger than the {self.max_bytes}-byte limit.",
+                                  "Split the footage, or ask the operator to raise the limit.")
