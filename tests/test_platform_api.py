@@ -306,3 +306,46 @@ def test_readyz_reports_an_unreachable_broker(tmp_path: Path) -> None:
             assert r.status_code == status, r.text
             if status == 503:
                 assert "broker unreachable" in r.json()["detail"]
+
+
+def test_identities_train_list_use_and_delete(platform, talking_clip: Path,
+                                              short_voice: Path) -> None:
+    client, a, b, settings = platform
+    footage = _upload(client, a, talking_clip)
+    r = client.post("/v1/identities", headers=a,
+                    json={"name": "eileen", "videos": [footage], "steps": 12})
+    assert r.status_code == 202, r.text
+    assert r.json()["kind"] == "identity.train"
+    training = _wait(client, a, r.json()["id"], timeout=300)
+    assert training["state"] == "succeeded" and training["progress"] == 100, training
+    listed = client.get("/v1/identities", headers=a).json()
+    assert [(i["name"], i["version"]) for i in listed] == [("eileen", 1)]
+    eileen = client.get("/v1/identities/eileen", headers=a).json()
+    assert eileen["config"]["resolution"] == 128
+    assert {"psnr_degraded", "psnr_restored"} <= set(eileen["evaluation"])
+    # Another tenant: it does not exist for them.
+    assert client.get("/v1/identities", headers=b).json() == []
+    assert client.get("/v1/identities/eileen", headers=b).status_code == 404
+    assert client.delete("/v1/identities/eileen", headers=b).status_code == 404
+    # Dubbing with it restores the face; an unknown identity is refused at submission.
+    audio = _upload(client, a, short_voice)
+    job = client.post("/v1/jobs", headers=a, json={
+        "video": footage, "audio": audio, "options": {"engine": "warp", "identity": "eileen"}})
+    restored = _wait(client, a, job.json()["id"])
+    assert restored["state"] == "succeeded", restored
+    assert restored["timings"]["stages"]["restore"]["frames"] > 0
+    unknown = client.post("/v1/jobs", headers=a, json={
+        "video": footage, "audio": audio, "options": {"engine": "warp", "identity": "nobody"}})
+    assert unknown.status_code == 422 and unknown.json()["code"] == "identity_not_found"
+    # Training again makes version 2; deleting removes every version's files.
+    again = client.post("/v1/identities", headers=a,
+                        json={"name": "eileen", "videos": [footage], "steps": 10})
+    assert _wait(client, a, again.json()["id"], timeout=300)["state"] == "succeeded"
+    assert client.get("/v1/identities/eileen", headers=a).json()["version"] == 2
+    stored = settings.storage_dir / "tenants"
+    assert len(list(stored.rglob("identities/eileen/v*/restorer.pt"))) == 2
+    assert client.delete("/v1/identities/eileen", headers=a).status_code == 204
+    assert client.get("/v1/identities/eileen", headers=a).status_code == 404
+    assert list(stored.rglob("identities/eileen/v*/restorer.pt")) == []
+    bad = client.post("/v1/identities", headers=a, json={"name": "../x", "videos": [footage]})
+    assert bad.status_code == 422

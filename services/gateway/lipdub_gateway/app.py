@@ -23,11 +23,18 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from lipdub.config import Settings, get_settings
-from lipdub.db.models import Job, JobState, Upload, WebhookDelivery, new_id
+from lipdub.db.models import Identity, Job, JobState, Upload, WebhookDelivery, new_id
 from lipdub.db.session import upgrade
 from lipdub.errors import LipDubError
 from lipdub.jobs.context import JobContext
 from lipdub.jobs.executor import InProcessExecutor
+from lipdub.jobs.identities import (
+    TRAIN_KIND,
+    IdentityNotFoundError,
+    delete_identity,
+    get_identity,
+    list_identities,
+)
 from lipdub.jobs.keys import TenantRef, hash_key, tenant_for_key_hash
 from lipdub.jobs.service import (
     IdempotencyConflictError,
@@ -43,7 +50,15 @@ from lipdub.netguard import check_url
 from lipdub.storage import LocalStore, tenant_key
 from lipdub_gateway.metrics import RequestTimer
 from lipdub_gateway.problems import Problem, not_found, problem_handler
-from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, UploadOut
+from lipdub_gateway.schemas import (
+    DeliveryOut,
+    IdentityCreate,
+    IdentityOut,
+    JobCreate,
+    JobOut,
+    JobPage,
+    UploadOut,
+)
 
 
 def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastAPI:
@@ -155,17 +170,21 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
                 raise Problem(422, "Unknown input", f"Upload '{uri}' does not exist.",
                               "unknown_upload")
 
-    def accept(body: JobCreate, caller: TenantRef,
+    def accept(request: JobRequest, inputs: list[str], caller: TenantRef,
                idempotency_key: str | None) -> tuple[JobOut, bool]:
         """Validate, record and enqueue a job: all blocking work, in one worker thread."""
         with sessions() as session:
-            for uri in (body.video, body.audio):
+            for uri in inputs:
                 check_input(uri, caller, session)
-            if body.webhook_url:
-                check_url(body.webhook_url, settings.allow_http_urls,
+            if request.webhook_url:
+                check_url(request.webhook_url, settings.allow_http_urls,
                           frozenset(settings.url_allow_hosts))
-            request = JobRequest(body.video, body.audio, body.options.model_dump(),
-                                 body.webhook_url, body.metadata)
+            identity = request.options.get("identity")
+            if request.kind == "dub" and identity:
+                try:
+                    get_identity(session, caller.id, identity)
+                except IdentityNotFoundError as exc:
+                    raise Problem(422, "Unknown identity", str(exc), exc.code) from exc
             try:
                 job, created = create_job(session, caller.id, request, idempotency_key,
                                           max_in_flight=settings.max_jobs_in_flight)
@@ -186,7 +205,10 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     @app.post("/v1/jobs", status_code=201)
     async def submit(body: JobCreate, caller: Caller, response: Response,
                      idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
-        job, created = await run_in_threadpool(accept, body, caller, idempotency_key)
+        request = JobRequest(body.video, body.audio, body.options.model_dump(),
+                             body.webhook_url, body.metadata)
+        job, created = await run_in_threadpool(accept, request, [body.video, body.audio],
+                                               caller, idempotency_key)
         if not created:
             response.status_code = 200
         return job
@@ -227,6 +249,41 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
                           "finished.", "nothing_to_deliver")
         return DeliveryOut.model_validate(context.notify(session, job),
                                           from_attributes=True)
+
+    @app.post("/v1/identities", status_code=202)
+    async def train_identity(body: IdentityCreate, caller: Caller, response: Response,
+                             idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
+        """Train (or retrain, as a new version) a person's restorer from their footage. The
+        answer is the training job; the identity appears when it succeeds."""
+        options = {"name": body.name, "videos": body.videos, "search": body.search,
+                   "steps": body.steps}
+        request = JobRequest(body.videos[0], "", options, body.webhook_url, body.metadata,
+                             kind=TRAIN_KIND)
+        job, created = await run_in_threadpool(accept, request, body.videos, caller,
+                                               idempotency_key)
+        if not created:
+            response.status_code = 200
+        return job
+
+    def owned_identity(name: str, session: Db, caller: Caller) -> Identity:
+        try:
+            return get_identity(session, caller.id, name)
+        except IdentityNotFoundError as exc:
+            raise not_found("identity", name) from exc
+
+    @app.get("/v1/identities")
+    def identities(session: Db, caller: Caller) -> list[IdentityOut]:
+        return [IdentityOut.of(i) for i in list_identities(session, caller.id)]
+
+    @app.get("/v1/identities/{name}")
+    def identity(found: Annotated[Identity, Depends(owned_identity)]) -> IdentityOut:
+        return IdentityOut.of(found)
+
+    @app.delete("/v1/identities/{name}", status_code=204)
+    def forget_identity(found: Annotated[Identity, Depends(owned_identity)],
+                        session: Db) -> Response:
+        delete_identity(session, store, found.tenant_id, found.name)
+        return Response(status_code=204)
 
     @app.post("/v1/uploads", status_code=201)
     def upload(file: UploadFile, session: Db, caller: Caller,

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from lipdub.db.models import Job, JobState
+from lipdub.db.models import Identity, Job, JobState
 
 
 class JobOptions(BaseModel):
@@ -15,6 +15,8 @@ class JobOptions(BaseModel):
     sync_mode: Literal["cut_off", "loop", "bounce", "silence"] = "cut_off"
     face: str = "largest"
     output_format: Literal["mp4"] = "mp4"
+    identity: str | None = Field(None, description="Restore the dubbed face with this "
+                                 "identity's trained restorer (see /v1/identities)")
 
 
 class JobCreate(BaseModel):
@@ -34,6 +36,7 @@ class JobEventOut(BaseModel):
 
 class JobOut(BaseModel):
     id: str
+    kind: str
     state: JobState
     stage: str | None
     progress: int
@@ -48,7 +51,8 @@ class JobOut(BaseModel):
 
     @classmethod
     def of(cls, job: Job) -> JobOut:
-        return cls(id=job.id, state=job.state, stage=job.stage, progress=job.progress,
+        return cls(id=job.id, kind=job.kind, state=job.state, stage=job.stage,
+                   progress=job.progress,
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,
@@ -75,3 +79,31 @@ class DeliveryOut(BaseModel):
     error: str | None
     next_attempt_at: datetime | None
     at: datetime
+
+
+class IdentityCreate(BaseModel):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    videos: list[str] = Field(min_length=1, max_length=20,
+                              description="Footage of the person: upload ids, s3:// or https://")
+    search: bool = Field(False, description="Try a few latent/codebook settings, keep the best")
+    steps: int | None = Field(None, ge=10, le=200_000, description="Training steps per setting")
+    webhook_url: str | None = None
+    metadata: dict = Field(default_factory=dict)
+
+
+class IdentityOut(BaseModel):
+    name: str
+    version: int
+    config: dict
+    evaluation: dict
+    search: list[dict]
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, identity: Identity) -> IdentityOut:
+        info = identity.info or {}
+        return cls(name=identity.name, version=identity.version,
+                   config=info.get("config", {}), evaluation=info.get("evaluation", {}),
+                   search=info.get("search", []), created_at=identity.created_at,
+                   updated_at=identity.updated_at)

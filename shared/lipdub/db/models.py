@@ -83,6 +83,8 @@ class Job(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
                                            index=True)
+    # What the job does: "dub", or "identity.train" (train a person's restorer).
+    kind: Mapped[str] = mapped_column(String(32), default="dub", server_default="dub")
     state: Mapped[JobState] = mapped_column(Enum(JobState, native_enum=False, length=16),
                                             default=JobState.QUEUED, index=True)
     stage: Mapped[str | None] = mapped_column(String(32))
@@ -132,8 +134,13 @@ class Identity(Base):
                                            index=True)
     name: Mapped[str] = mapped_column(String(64))
     version: Mapped[int] = mapped_column(Integer, default=0)
+    # The latest version's folder in the object store ("tenants/<t>/identities/<name>/vN").
     storage_key: Mapped[str | None] = mapped_column(String(512))
+    # The latest version's training record: config, evaluation, search table.
+    info: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                                 onupdate=utcnow)
 
 
 class WebhookDelivery(Base):

@@ -12,11 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
-from lipdub.jobs.dubbing import dub_file
+from lipdub.jobs.dubbing import dub_work
 from lipdub.jobs.fetch import UrlFetcher
+from lipdub.jobs.identities import TRAIN_KIND, identity_training_work, load_restorer
 from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import deliver, webhook_secret
-from lipdub.jobs.runner import run_job
+from lipdub.jobs.runner import WorkContext, run_job
 from lipdub.storage import ObjectStore, store_from_settings
 
 
@@ -49,8 +50,15 @@ class JobContext:
         check_media_limits(video, self.settings.max_input_seconds,
                            self.settings.max_input_width, self.settings.max_input_height)
 
+    def restorer_for(self, ctx: WorkContext, identity: str) -> object:
+        return load_restorer(ctx, identity, self.settings.device,
+                             self.settings.restore_batch_size)
+
     def run(self, job_id: str) -> JobState | None:
-        return run_job(job_id, self.sessions, self.store, dub_file, fetch_url=self.fetch_url,
-                       notify=self.notify, lease_s=self.settings.job_lease_s,
-                       check_inputs=self.check_inputs)
+        s = self.settings
+        work = {"dub": dub_work(self.check_inputs, self.restorer_for),
+                TRAIN_KIND: identity_training_work(s.restore_steps, s.restore_batch_size,
+                                                   s.device)}
+        return run_job(job_id, self.sessions, self.store, work, fetch_url=self.fetch_url,
+                       notify=self.notify, lease_s=s.job_lease_s)
 

@@ -8,20 +8,22 @@ import logging
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from lipdub.db.models import Job, JobState, Upload, new_id
+from lipdub.db.models import Job, JobState, Upload
 from lipdub.errors import LipDubError
 from lipdub.jobs.service import claim, renew_lease, transition
-from lipdub.storage import ObjectStore, tenant_key
+from lipdub.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 # Share of the progress bar each pipeline pass takes.
-_PASS_SPAN = {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95)}
+_PASS_SPAN = {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95),
+              "crops": (5, 20), "train": (20, 95)}
 
 
 class JobCanceledError(Exception):
@@ -99,16 +101,40 @@ def _suffix(uri: str) -> str:
     return suffix if suffix[1:].isalnum() else ""
 
 
+@dataclass
+class WorkContext:
+    """What a kind of job's work gets: its job, a scratch folder that is removed after, the
+    progress sink, and a way to fetch any input URI into that folder."""
+
+    session: Session
+    job: Job
+    store: ObjectStore
+    folder: Path
+    progress: DbProgress
+    fetch_url: Callable[[str, Path], None] | None
+
+    def fetch(self, uri: str, name: str) -> Path:
+        return fetch_input(uri, self.job.tenant_id, self.session, self.store, self.folder,
+                           name + _suffix(uri), self.fetch_url)
+
+
+@dataclass
+class WorkResult:
+    result_key: str | None
+    timings: dict
+    message: str = "result stored"
+
+
+Work = Callable[[WorkContext], WorkResult]
+
+
 def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
-            dub_file: Callable[[Path, Path, Path, dict, DbProgress], dict],
+            work: dict[str, Work],
             fetch_url: Callable[[str, Path], None] | None = None,
             notify: Callable[[Session, Job], object] | None = None,
-            lease_s: float = 120.0,
-            check_inputs: Callable[[Path, Path], None] | None = None) -> JobState | None:
-    """Executes the job and returns its final state. `dub_file(video, audio, output,
-    options, progress)` does the media work and returns stage timings; `check_inputs(video,
-    audio)` may refuse the fetched inputs (limits) before it. Returns None when the job
-    could not be claimed (another worker holds it)."""
+            lease_s: float = 120.0) -> JobState | None:
+    """Executes the job with the work for its kind and returns its final state. Returns None
+    when the job could not be claimed (another worker holds it)."""
     with sessions() as session:
         job = claim(session, job_id, lease_s)
         if job is None:
@@ -116,24 +142,14 @@ def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             return existing.state if existing is not None and existing.state.terminal else None
         progress = DbProgress(session, job, lease_s)
         try:
+            if job.kind not in work:
+                raise LipDubError(f"This worker cannot run '{job.kind}' jobs.",
+                                  "Upgrade the workers.")
             with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
-                folder = Path(tmp)
-                progress.start("fetch", 2)
-                video = fetch_input(job.video_uri, job.tenant_id, session, store, folder,
-                                    "video" + _suffix(job.video_uri), fetch_url)
-                progress.advance("fetch")
-                audio = fetch_input(job.audio_uri, job.tenant_id, session, store, folder,
-                                    "audio" + _suffix(job.audio_uri), fetch_url)
-                progress.finish("fetch")
-                if check_inputs is not None:
-                    check_inputs(video, audio)
-                output = folder / "result.mp4"
-                timings = dub_file(video, audio, output, dict(job.options), progress)
-                job.stage = "upload"
-                key = tenant_key(job.tenant_id, "results", job.id, f"{new_id()}.mp4")
-                store.put_file(key, output)
-            job.result_key, job.timings = key, timings
-            transition(session, job, JobState.SUCCEEDED, "result stored", stage="done")
+                done = work[job.kind](WorkContext(session, job, store, Path(tmp), progress,
+                                                  fetch_url))
+            job.result_key, job.timings = done.result_key, done.timings
+            transition(session, job, JobState.SUCCEEDED, done.message, stage="done")
         except JobCanceledError:
             transition(session, job, JobState.CANCELED, "canceled while running")
         except LipDubError as error:

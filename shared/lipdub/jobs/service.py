@@ -41,9 +41,10 @@ class JobRequest:
     options: dict
     webhook_url: str | None = None
     metadata: dict | None = None
+    kind: str = "dub"
 
     def fingerprint(self) -> str:
-        body = json.dumps({"video": self.video_uri, "audio": self.audio_uri,
+        body = json.dumps({"kind": self.kind, "video": self.video_uri, "audio": self.audio_uri,
                            "options": self.options, "webhook": self.webhook_url,
                            "metadata": self.metadata or {}}, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
@@ -67,7 +68,8 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
         in_flight = count_in_flight(session, tenant_id, max_in_flight)
         if in_flight >= max_in_flight:
             raise TooManyJobsError(in_flight)
-    job = Job(tenant_id=tenant_id, video_uri=request.video_uri, audio_uri=request.audio_uri,
+    job = Job(tenant_id=tenant_id, kind=request.kind, video_uri=request.video_uri,
+              audio_uri=request.audio_uri,
               options=request.options, webhook_url=request.webhook_url,
               job_metadata=request.metadata or {}, idempotency_key=idempotency_key,
               request_hash=fingerprint, state=JobState.QUEUED)

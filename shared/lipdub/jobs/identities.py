@@ -1,0 +1,119 @@
+"""Identities on the platform: a tenant's named people, each with a trained restorer stored
+in the object store (versioned, never overwritten). Training runs as a job of kind
+"identity.train" so it gets the job machinery: queue, progress, cancel, retries, webhooks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from lipdub.db.models import Identity
+from lipdub.errors import InputNotFoundError
+from lipdub.jobs.runner import WorkContext, WorkResult
+from lipdub.restore.identity import IdentityStore, check_name
+from lipdub.storage import ObjectStore, tenant_key
+
+TRAIN_KIND = "identity.train"
+FILES = ("restorer.pt", "identity.json", "metrics.jsonl")
+
+
+class IdentityNotFoundError(InputNotFoundError):
+    code = "identity_not_found"
+
+
+def get_identity(session: Session, tenant_id: str, name: str) -> Identity:
+    found = session.scalar(select(Identity).where(Identity.tenant_id == tenant_id,
+                                                  Identity.name == name))
+    if found is None:  # another tenant's identity does not exist either
+        raise IdentityNotFoundError(f"No identity named '{name}'.",
+                                    "Train it first: POST /v1/identities.")
+    return found
+
+
+def list_identities(session: Session, tenant_id: str) -> list[Identity]:
+    return list(session.scalars(select(Identity).where(Identity.tenant_id == tenant_id)
+                                .order_by(Identity.name)))
+
+
+def delete_identity(session: Session, store: ObjectStore, tenant_id: str, name: str) -> None:
+    identity = get_identity(session, tenant_id, name)
+    for version in range(1, identity.version + 1):
+        for file in FILES:
+            store.delete(tenant_key(tenant_id, "identities", name, f"v{version}", file))
+    session.delete(identity)
+    session.commit()
+
+
+def identity_training_work(train_steps: int, restore_batch_size: int, device: str):  # noqa: ANN201
+    """The work of an identity.train job: fetch the footage, train (optionally searching the
+    space), store the version's files, then record it (the row last: no half identity)."""
+    from lipdub.restore.identity_training import train_identity
+    from lipdub.restore.train import TrainConfig
+
+    def work(ctx: WorkContext) -> WorkResult:
+        options, tenant_id = ctx.job.options, ctx.job.tenant_id
+        name = check_name(options["name"])
+        videos = options["videos"]
+        ctx.progress.start("fetch", len(videos))
+        paths = []
+        for n, uri in enumerate(videos):
+            paths.append(ctx.fetch(uri, f"video{n}"))
+            ctx.progress.advance("fetch")
+        steps = int(options.get("steps") or train_steps)
+        runs = 3 if options.get("search") else 1
+        labels: list[str] = []
+        crops_done = [0]
+
+        def on_step(what: str, done: int, total: int) -> None:
+            if what == "crops":
+                if ctx.job.stage != "crops":
+                    ctx.progress.start("crops", total)
+                ctx.progress.advance("crops", done - crops_done[0])
+                crops_done[0] = done
+                return
+            if what not in labels:  # the next setting of a search starts
+                labels.append(what)
+                if len(labels) == 1:
+                    ctx.progress.start("train", steps * runs)
+            ctx.progress.advance("train", 1)
+
+        local = IdentityStore(ctx.folder / "identities")
+        trained = train_identity(
+            paths, name, local, TrainConfig(steps=steps, batch_size=restore_batch_size,
+                                            device=device),
+            search=bool(options.get("search")), on_step=on_step)
+        ctx.job.stage = "upload"
+        existing = ctx.session.scalar(select(Identity).where(
+            Identity.tenant_id == tenant_id, Identity.name == name))
+        version = (existing.version if existing else 0) + 1
+        prefix = tenant_key(tenant_id, "identities", name, f"v{version}")
+        for file in FILES:
+            if (trained.path / file).exists():
+                ctx.store.put_file(f"{prefix}/{file}", trained.path / file)
+        info = json.loads((trained.path / "identity.json").read_text())
+        info["version"] = version
+        if existing is None:
+            existing = Identity(tenant_id=tenant_id, name=name)
+            ctx.session.add(existing)
+        existing.version, existing.storage_key, existing.info = version, prefix, info
+        return WorkResult(None, {"identity": name, "version": version},
+                          f"identity {name} v{version} stored")
+
+    return work
+
+
+def load_restorer(ctx: WorkContext, name: str, device: str, batch_size: int):  # noqa: ANN201
+    """The tenant's identity restorer, fetched from the object store into the job's
+    folder."""
+    from lipdub.inference.local import pick_device
+    from lipdub.restore.model import load_sovqae
+    from lipdub.restore.stage import Restorer
+
+    identity = get_identity(ctx.session, ctx.job.tenant_id, name)
+    local = ctx.folder / "restorer.pt"
+    ctx.store.get_file(f"{identity.storage_key}/restorer.pt", local)
+    resolved = pick_device(device)
+    return Restorer(load_sovqae(Path(local), resolved), resolved, batch_size)
