@@ -110,6 +110,28 @@ class S3Store:
     def ping(self) -> None:
         self.client.head_bucket(Bucket=self.bucket)
 
+    # Direct uploads: the client PUTs parts straight to S3 on presigned URLs, so film-sized
+    # files never pass through the gateway.
+    def start_multipart(self, key: str) -> str:
+        return self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
+
+    def part_urls(self, key: str, upload_id: str, parts: int, expires_s: int) -> list[str]:
+        return [self.client.generate_presigned_url(
+            "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
+                                   "PartNumber": n}, ExpiresIn=expires_s)
+            for n in range(1, parts + 1)]
+
+    def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> int:
+        """Assemble the parts (in order) and return the object's size."""
+        self.client.complete_multipart_upload(
+            Bucket=self.bucket, Key=key, UploadId=upload_id,
+            MultipartUpload={"Parts": [{"PartNumber": n, "ETag": etag}
+                                       for n, etag in enumerate(etags, start=1)]})
+        return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
 
 class _CountingReader:
     def __init__(self, stream: BinaryIO) -> None:

@@ -46,12 +46,22 @@ from lipdub.jobs.service import (
     list_jobs,
     request_cancel,
 )
+from lipdub.jobs.uploads import (
+    UploadNotFoundError,
+    UploadTooLargeError,
+    abort_direct_upload,
+    complete_direct_upload,
+    start_direct_upload,
+)
 from lipdub.netguard import check_url
 from lipdub.storage import LocalStore, tenant_key
 from lipdub_gateway.metrics import RequestTimer
 from lipdub_gateway.problems import Problem, not_found, problem_handler
 from lipdub_gateway.schemas import (
     DeliveryOut,
+    DirectUploadComplete,
+    DirectUploadCreate,
+    DirectUploadOut,
     IdentityCreate,
     IdentityOut,
     JobCreate,
@@ -169,6 +179,9 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
             if upload is None or upload.tenant_id != caller.id:
                 raise Problem(422, "Unknown input", f"Upload '{uri}' does not exist.",
                               "unknown_upload")
+            if upload.state != "ready":
+                raise Problem(422, "Upload not complete", f"Upload '{uri}' is still in "
+                              "progress; complete it first.", "upload_not_complete")
 
     def accept(request: JobRequest, inputs: list[str], caller: TenantRef,
                idempotency_key: str | None) -> tuple[JobOut, bool]:
@@ -283,6 +296,36 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     def forget_identity(found: Annotated[Identity, Depends(owned_identity)],
                         session: Db) -> Response:
         delete_identity(session, store, found.tenant_id, found.name)
+        return Response(status_code=204)
+
+    @app.post("/v1/uploads/direct", status_code=201)
+    def start_direct(body: DirectUploadCreate, session: Db, caller: Caller) -> DirectUploadOut:
+        """Upload a large file straight to S3: PUT each part (part_bytes each, the last one
+        shorter) to its URL, keep each answer's ETag header, then POST them to complete."""
+        try:
+            direct = start_direct_upload(session, store, caller.id,
+                                         _safe_name(body.filename), body.size_bytes,
+                                         settings.max_upload_bytes)
+        except UploadTooLargeError as exc:
+            raise Problem(413, "Upload too large", str(exc), exc.code) from exc
+        return DirectUploadOut(id=direct.upload.id, part_bytes=direct.part_bytes,
+                               part_urls=direct.part_urls, expires_in_s=direct.expires_s)
+
+    @app.post("/v1/uploads/{upload_id}/complete")
+    def complete_direct(upload_id: str, body: DirectUploadComplete, session: Db,
+                        caller: Caller) -> UploadOut:
+        try:
+            row = complete_direct_upload(session, store, caller.id, upload_id, body.etags)
+        except UploadNotFoundError as exc:
+            raise not_found("upload in progress", upload_id) from exc
+        return UploadOut(id=row.id, filename=row.filename, size_bytes=row.size_bytes)
+
+    @app.post("/v1/uploads/{upload_id}/abort", status_code=204)
+    def abort_direct(upload_id: str, session: Db, caller: Caller) -> Response:
+        try:
+            abort_direct_upload(session, store, caller.id, upload_id)
+        except UploadNotFoundError as exc:
+            raise not_found("upload in progress", upload_id) from exc
         return Response(status_code=204)
 
     @app.post("/v1/uploads", status_code=201)

@@ -71,6 +71,22 @@ class UploadOut(BaseModel):
     size_bytes: int
 
 
+class DirectUploadCreate(BaseModel):
+    filename: str = Field(min_length=1, max_length=255)
+    size_bytes: int = Field(gt=0, description="The file's exact size")
+
+
+class DirectUploadOut(BaseModel):
+    id: str
+    part_bytes: int
+    part_urls: list[str] = Field(description="PUT part N (1-based) to part_urls[N-1]")
+    expires_in_s: int
+
+
+class DirectUploadComplete(BaseModel):
+    etags: list[str] = Field(min_length=1, description="Each part's ETag, in part order")
+
+
 class DeliveryOut(BaseModel):
     message_id: str
     event_type: str

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     DateTime,
     Enum,
     ForeignKey,
@@ -71,7 +72,11 @@ class Upload(Base):
                                            index=True)
     filename: Mapped[str] = mapped_column(String(255))
     storage_key: Mapped[str] = mapped_column(String(512))
-    size_bytes: Mapped[int] = mapped_column(Integer)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)  # films pass 2 GiB
+    # "ready", or "pending" while a direct (presigned multipart) upload is in progress; only
+    # ready uploads can be job inputs.
+    state: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
+    multipart_id: Mapped[str | None] = mapped_column(Text)  # the S3 upload id while pending
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

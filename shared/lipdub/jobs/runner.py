@@ -89,7 +89,7 @@ def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
         S3Store(bucket).get_file(key, target)
         return target
     upload = session.get(Upload, uri.removeprefix("upload:"))
-    if upload is None or upload.tenant_id != tenant_id:
+    if upload is None or upload.tenant_id != tenant_id or upload.state != "ready":
         raise LipDubError(f"Upload '{uri}' does not exist.", "Upload the file first.")
     store.get_file(upload.storage_key, target)
     return target
