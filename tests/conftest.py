@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from lipdub.samples.speech import SpeechSpec, speech_like, write_wav  # noqa: E402
 from lipdub.samples.talking import ClipSpec, write_talking_clip  # noqa: E402
+from tests.http_helpers import Site  # noqa: E402
 
 SMALL = ClipSpec(width=640, height=360, face_height=150, face_centre=(0.5, 0.42))
 
@@ -77,3 +79,9 @@ def assert_no_partial_files(folder: Path) -> None:
     assert not leftovers, f"half-written files left behind: {leftovers}"
 
 
+@pytest.fixture
+def site() -> Iterator[Site]:
+    """A local HTTP server with scripted answers (see tests.http_helpers.Site)."""
+    s = Site()
+    yield s
+    s.server.shutdown()

@@ -17,6 +17,7 @@ from lipdub.config import Settings
 from lipdub.db.session import engine_for, session_factory, upgrade
 from lipdub.jobs.keys import create_key
 from lipdub_gateway.app import create_app
+from tests.http_helpers import Site
 from tests.media_helpers import inspect_output
 
 
@@ -244,8 +245,6 @@ def test_jobs_in_flight_beyond_the_limit_get_429(tmp_path: Path) -> None:
 
 def test_url_inputs_are_fetched_and_media_limits_fail_jobs_cleanly(
         tmp_path: Path, talking_clip: Path, short_voice: Path) -> None:
-    from tests.test_fetch import Site
-
     site = Site()
     site.script["/reel.mp4?X-Amz-Signature=abc"] = [(200, {}, talking_clip.read_bytes())]
     url, _, key = embedded_database(tmp_path)
@@ -258,7 +257,9 @@ def test_url_inputs_are_fetched_and_media_limits_fail_jobs_cleanly(
                 "options": {"engine": "warp"}}
         job = _wait(client, auth, client.post("/v1/jobs", headers=auth, json=body).json()["id"])
         assert job["state"] == "succeeded", job
-        assert site.hits["/reel.mp4?X-Amz-Signature=abc"] == 1
+        assert site.hits["/reel.mp4?X-Amz-Signature=abc"] == 1  # fetched once, not per stage
+        stored = [str(p) for p in settings.storage_dir.rglob("*") if p.is_file()]
+        assert not any("/work/" in p for p in stored)  # the fetched copy went with the job
     # The same job on a platform that takes at most 2 s per job (the clip is 4 s).
     limited = settings.model_copy(update={"max_input_seconds": 2.0})
     with TestClient(create_app(limited)) as client:

@@ -59,15 +59,20 @@ def celery_platform(tmp_path: Path):
 
 
 def test_job_runs_on_a_celery_worker(celery_platform, talking_clip: Path,
-                                     short_voice: Path) -> None:
+                                     short_voice: Path, tmp_path: Path) -> None:
     client, auth, _, workers = celery_platform
+    store = tmp_path / "s"
     video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
     started = time.time()
     job_id = client.post("/v1/jobs", headers=auth, json={
         "video": video, "audio": audio, "options": {"engine": "warp"}}).json()["id"]
     job = _wait(client, auth, job_id, timeout=180)
     assert job["state"] == "succeeded", (job, workers[0].poll())
+    assert job["stages_done"] == ["probe", "faces", "render", "publish"]  # one task each
     assert client.get(f"/v1/jobs/{job_id}/result", headers=auth).status_code == 200
+    # The stages' working artifacts are gone; the result stays.
+    stored = [str(p) for p in store.rglob("*") if p.is_file()]
+    assert not any("/work/" in p for p in stored) and any("/results/" in p for p in stored)
     assert time.time() - started < 180
 
 

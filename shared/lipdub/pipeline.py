@@ -52,6 +52,16 @@ class DubReport:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Analysis:
+    """What the analysis pass learned: the face track and what the engine studied of the
+    source faces. Small (24 bytes a frame plus the engine's notes), so it can be stored
+    between the stages of a job."""
+
+    track: FaceTrack
+    study: object
+
+
 def dub(
     video: Path,
     audio: Path,
@@ -63,31 +73,74 @@ def dub(
     progress: ProgressSink | None = None,
     restorer: Restorer | None = None,
 ) -> DubReport:
+    """The whole dub in one call: the analysis pass, then the render pass."""
     progress = progress or NullProgress()
-    selector = face or FaceSelector(mode="largest")
     clock = StageClock()
     started = time.perf_counter()
-
     with clock.time("probe"):
         check_output_writable(output)
         info = probe_video(video)
         probe_audio(audio)  # fails early, with its own message, if there is no audio track
+    cache = (DiskFrameCache(info.frame_count, info.height, info.width)
+             if sync_mode is SyncMode.BOUNCE else None)
+    try:
+        analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
+                            cache, clock, progress)
+        return _render_all(info, audio, output, engine, analysis, sync_mode, cache, clock,
+                           progress, restorer, started)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None = None,
+                  detect_every: int = 5, progress: ProgressSink | None = None) -> Analysis:
+    """The analysis pass alone (a job's 'faces' stage)."""
+    info = probe_video(video)
+    return _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every, None,
+                    StageClock(), progress or NullProgress())
+
+
+def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
+                 analysis: Analysis, sync_mode: SyncMode = SyncMode.CUT_OFF,
+                 progress: ProgressSink | None = None,
+                 restorer: Restorer | None = None) -> DubReport:
+    """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
+    restoration, composite and encode stream together, frame batch by frame batch."""
+    progress = progress or NullProgress()
+    clock = StageClock()
+    started = time.perf_counter()
+    with clock.time("probe"):
+        check_output_writable(output)
+        info = probe_video(video)
+        probe_audio(audio)
+    engine.load_study_state(analysis.study)
+    cache = None
+    try:
+        if sync_mode is SyncMode.BOUNCE:  # played backwards: decode once into a frame cache
+            cache = DiskFrameCache(info.frame_count, info.height, info.width)
+            with clock.time("decode", frames=info.frame_count):
+                for i, rgb in enumerate(iter_frames(info)):
+                    cache.put(i, rgb)
+        return _render_all(info, audio, output, engine, analysis, sync_mode, cache, clock,
+                           progress, restorer, started)
+    finally:
+        if cache is not None:
+            cache.close()
+
+
+def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngine,
+                analysis: Analysis, sync_mode: SyncMode, cache: DiskFrameCache | None,
+                clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
+                started: float) -> DubReport:
     with clock.time("audio"):
         samples = load_mono_16k(audio)
     fps = float(info.fps)
     plan = plan_sync(info.frame_count, len(samples) / 16_000, fps, sync_mode)
-
-    cache = (DiskFrameCache(info.frame_count, info.height, info.width)
-             if sync_mode is SyncMode.BOUNCE else None)
-    try:
-        track = _analyse(info, engine, selector, detect_every, cache, clock, progress)
-        with clock.time("audio"):
-            engine.prepare(samples, fps)
-        report = _render(info, audio, output, engine, track, plan, cache, clock, progress,
-                         restorer)
-    finally:
-        if cache is not None:
-            cache.close()
+    with clock.time("audio"):
+        engine.prepare(samples, fps)
+    report = _render(info, audio, output, engine, analysis.track, plan, cache, clock,
+                     progress, restorer)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     if report.face_frames == 0:
@@ -106,7 +159,7 @@ def _analyse(
     cache: DiskFrameCache | None,
     clock: StageClock,
     progress: ProgressSink,
-) -> FaceTrack:
+) -> Analysis:
     progress.start("faces", info.frame_count)
 
     def look(i: int, rgb: np.ndarray, box: np.ndarray | None) -> None:
@@ -122,7 +175,7 @@ def _analyse(
         track = analyse_faces(iter_frames(info), info.frame_count, selector, detect_every,
                               on_frame=look)
     progress.finish("faces")
-    return track
+    return Analysis(track=track, study=engine.study_state())
 
 
 def _source_frames(info: VideoInfo, plan: SyncPlan,

@@ -39,6 +39,7 @@ class JobOut(BaseModel):
     kind: str
     state: JobState
     stage: str | None
+    stages_done: list[str] = Field(description="The job's stages finished so far")
     progress: int
     options: dict
     metadata: dict
@@ -52,7 +53,7 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         return cls(id=job.id, kind=job.kind, state=job.state, stage=job.stage,
-                   progress=job.progress,
+                   progress=job.progress, stages_done=(job.work or {}).get("done", []),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,

@@ -1,7 +1,9 @@
 """Celery tasks. Run with:  celery -A lipdub_worker.tasks worker --concurrency 1
 
-acks_late + reject_on_worker_lost: a job whose worker dies is redelivered, and the runner
-restarts it cleanly (results are written under a new key, never overwritten)."""
+A job runs as a chain of stage tasks (lipdub.stage.probe -> faces -> render -> publish; an
+identity's training is one stage), each taking the job from the database and enqueuing the
+next. acks_late + reject_on_worker_lost: a stage whose worker dies is redelivered and runs
+again (a stage done is never redone; results are written under new keys)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from lipdub.jobs.notify import due_deliveries
 from lipdub.jobs.service import stale_jobs
 
 RUN_JOB = "lipdub.run_job"
+STAGE_PREFIX = "lipdub.stage."
+STAGES = ("probe", "faces", "render", "publish", "train")
 REDELIVER = "lipdub.redeliver_webhooks"
 SWEEP = "lipdub.requeue_stale_jobs"
 
@@ -31,6 +35,9 @@ app.conf.update(
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+    # e.g. LIPDUB_STAGE_QUEUES='{"render": "gpu", "train": "gpu"}': GPU workers take those.
+    task_routes={f"{STAGE_PREFIX}{stage}": {"queue": queue}
+                 for stage, queue in settings.stage_queues.items()},
     beat_schedule={
         "webhook-retries": {"task": REDELIVER, "schedule": 60.0},
         "requeue-stale-jobs": {"task": SWEEP, "schedule": settings.sweep_interval_s},
@@ -44,14 +51,37 @@ def _context() -> JobContext:
     return JobContext.from_settings(settings)
 
 
-@app.task(name=RUN_JOB, autoretry_for=(OperationalError, httpx.TransportError),
-          retry_backoff=True, retry_backoff_max=600, max_retries=8)
+def _advance(job_id: str) -> str:
+    """Run the job's next stage; enqueue the stage after it (as its own task, so another
+    worker, or another queue, may take it)."""
+    outcome = _context().run_stage(job_id)
+    if outcome.next_stage is not None:
+        app.send_task(f"{STAGE_PREFIX}{outcome.next_stage}", args=[job_id])
+        return f"next: {outcome.next_stage}"
+    return outcome.state.value if outcome.state is not None else "held elsewhere"
+
+
+# Transient faults (database or network unreachable) retry with backoff; bad input fails the
+# job cleanly inside the runner and is not retried. A job another worker holds is left to it
+# (the sweep picks it up again should that worker die).
+_RETRY = {"autoretry_for": (OperationalError, httpx.TransportError), "retry_backoff": True,
+          "retry_backoff_max": 600, "max_retries": 8}
+
+
+@app.task(name=RUN_JOB, **_RETRY)
 def run_job_task(job_id: str) -> str:
-    """Transient faults (database or network unreachable) retry with backoff; bad input
-    fails the job cleanly inside the runner and is not retried. A job another worker holds
-    is left to it (the sweep picks it up again should that worker die)."""
-    state = _context().run(job_id)
-    return state.value if state is not None else "held elsewhere"
+    """Start (or resume) a job: runs whichever stage is next."""
+    return _advance(job_id)
+
+
+def _stage_task(stage: str) -> None:
+    @app.task(name=f"{STAGE_PREFIX}{stage}", **_RETRY)
+    def task(job_id: str) -> str:
+        return _advance(job_id)
+
+
+for _stage in STAGES:
+    _stage_task(_stage)
 
 
 @app.task(name=SWEEP)

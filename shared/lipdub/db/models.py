@@ -109,6 +109,9 @@ class Job(Base):
     # A worker holds a running job only while its lease is fresh (renewed as it progresses);
     # a job whose worker died can be claimed again once the lease has run out.
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The job's stages done so far and their artifacts (object-store keys): a stage that is
+    # done is never run again, so a job interrupted anywhere resumes where it stopped.
+    work: Mapped[dict | None] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
                                                  index=True)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,

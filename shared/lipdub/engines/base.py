@@ -43,5 +43,12 @@ class LipSyncEngine(Protocol):
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
         """Look at source faces during the analysis pass (optional; may do nothing)."""
 
+    def study_state(self) -> object:
+        """What study() learned, as plain picklable data (None if nothing), so the render
+        pass can run in another process than the analysis pass."""
+
+    def load_study_state(self, state: object) -> None:
+        """Take back what study_state() returned."""
+
     def render(self, crops: list[FaceCrop]) -> list[MouthPatch]:
         """Lip-synced mouth regions for a batch of crops, in the same order."""

@@ -42,6 +42,12 @@ class Wav2LipEngine:
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
         return None
 
+    def study_state(self) -> None:
+        return None  # Wav2Lip needs nothing from the analysis pass
+
+    def load_study_state(self, state: object) -> None:
+        return None
+
     def render(self, crops: list[FaceCrop]) -> list[MouthPatch]:
         if not crops:
             return []

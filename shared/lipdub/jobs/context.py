@@ -12,12 +12,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
-from lipdub.jobs.dubbing import dub_work
+from lipdub.jobs.dubbing import discard_work, dub_stages
 from lipdub.jobs.fetch import UrlFetcher
-from lipdub.jobs.identities import TRAIN_KIND, identity_training_work, load_restorer
+from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages, load_restorer
 from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import deliver, webhook_secret
-from lipdub.jobs.runner import WorkContext, run_job
+from lipdub.jobs.runner import Stage, StageOutcome, WorkContext, run_stage
 from lipdub.storage import ObjectStore, store_from_settings
 
 
@@ -54,11 +54,23 @@ class JobContext:
         return load_restorer(ctx, identity, self.settings.device,
                              self.settings.restore_batch_size)
 
-    def run(self, job_id: str) -> JobState | None:
+    def plans(self) -> dict[str, list[Stage]]:
         s = self.settings
-        work = {"dub": dub_work(self.check_inputs, self.restorer_for),
-                TRAIN_KIND: identity_training_work(s.restore_steps, s.restore_batch_size,
-                                                   s.device)}
-        return run_job(job_id, self.sessions, self.store, work, fetch_url=self.fetch_url,
-                       notify=self.notify, lease_s=s.job_lease_s)
+        return {"dub": dub_stages(self.check_inputs, self.restorer_for),
+                TRAIN_KIND: identity_training_stages(s.restore_steps, s.restore_batch_size,
+                                                     s.device)}
 
+    def run_stage(self, job_id: str) -> StageOutcome:
+        """The job's next stage (a worker's task)."""
+        return run_stage(job_id, self.sessions, self.store, self.plans(),
+                         fetch_url=self.fetch_url, notify=self.notify,
+                         lease_s=self.settings.job_lease_s,
+                         on_finish=lambda job: discard_work(self.store, job)
+                         if job.state is not JobState.SUCCEEDED else None)
+
+    def run(self, job_id: str) -> JobState | None:
+        """Every remaining stage, here and now (the in-process executor)."""
+        outcome = self.run_stage(job_id)
+        while outcome.next_stage is not None:
+            outcome = self.run_stage(job_id)
+        return outcome.state

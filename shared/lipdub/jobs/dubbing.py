@@ -1,17 +1,29 @@
-"""The work of a dub job: fetch the inputs, check limits, run the same core pipeline the CLI
-uses (with the tenant's identity restorer when asked), store the result under a new key."""
+"""The stages of a dub job. Each reads and writes artifacts in the object store (keys kept
+in the job's work manifest), so consecutive stages may run on different workers, and a stage
+interrupted anywhere simply runs again:
+
+  probe   stage the inputs in the object store (URLs fetched once), check them and the limits
+  faces   the analysis pass: face track + what the engine studied -> analysis artifact
+  render  lip-sync, restoration, composite and encode in one streaming pass -> the result
+          (split further, each would write and re-read the whole film as frames)
+  publish the result becomes the job's; the working artifacts are removed
+"""
 
 from __future__ import annotations
 
+import pickle
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from lipdub.config import get_settings
-from lipdub.db.models import new_id
+from lipdub.db.models import Upload, new_id
 from lipdub.engines.registry import build_engine
 from lipdub.faces.select import FaceSelector
-from lipdub.jobs.runner import WorkContext, WorkResult
-from lipdub.pipeline import dub
+from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
+from lipdub.media.probe import probe_audio
+from lipdub.pipeline import analyse_video, dub, render_video
 from lipdub.progress import ProgressSink
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode
@@ -19,12 +31,28 @@ from lipdub.sync import SyncMode
 
 def dub_file(video: Path, audio: Path, output: Path, options: dict,
              progress: ProgressSink, restorer=None) -> dict:  # noqa: ANN001 - Restorer
+    """A whole dub in one call (the same core the CLI uses)."""
     settings = get_settings()
-    engine = build_engine(options.get("engine", "auto"), settings.wav2lip_checkpoint,
-                          settings.device, settings.wav2lip_batch_size)
-    report = dub(video, audio, output, engine, SyncMode(options.get("sync_mode", "cut_off")),
-                 FaceSelector.parse(options.get("face", "largest")), settings.detect_every,
-                 progress, restorer)
+    report = dub(video, audio, output, _engine(options), _sync(options), _face(options),
+                 settings.detect_every, progress, restorer)
+    return _timings(report)
+
+
+def _engine(options: dict):  # noqa: ANN202 - LipSyncEngine
+    s = get_settings()
+    return build_engine(options.get("engine", "auto"), s.wav2lip_checkpoint, s.device,
+                        s.wav2lip_batch_size)
+
+
+def _sync(options: dict) -> SyncMode:
+    return SyncMode(options.get("sync_mode", "cut_off"))
+
+
+def _face(options: dict) -> FaceSelector:
+    return FaceSelector.parse(options.get("face", "largest"))
+
+
+def _timings(report) -> dict:  # noqa: ANN001 - DubReport
     return {"seconds_total": report.seconds_total, "output_frames": report.output_frames,
             "face_frames": report.face_frames, "passthrough_frames": report.passthrough_frames,
             "stages": {k: {"seconds": v.seconds, "frames": v.frames}
@@ -32,26 +60,95 @@ def dub_file(video: Path, audio: Path, output: Path, options: dict,
             "warnings": report.warnings}
 
 
-def dub_work(check_inputs: Callable[[Path, Path], None],
-             restorer_for: Callable[[WorkContext, str], object]) -> Callable[[WorkContext],
-                                                                             WorkResult]:
+def local_copies(job_id: str) -> Path:
+    """This machine's copies of a job's stored inputs, shared by its stages when they run
+    on the same worker (a film is downloaded once, not once per stage)."""
+    return Path(tempfile.gettempdir()) / "lipdub-jobs" / job_id
+
+
+def _local(ctx: WorkContext, key: str) -> Path:
+    folder = local_copies(ctx.job.id)
+    path = folder / key.replace("/", "_")
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        ctx.store.get_file(key, partial)
+        partial.replace(path)
+    return path
+
+
+def _work_key(ctx: WorkContext, name: str) -> str:
+    return tenant_key(ctx.job.tenant_id, "work", ctx.job.id, name)
+
+
+def _stage_input(ctx: WorkContext, uri: str, name: str) -> str:
+    """The object-store key of an input: an upload is already stored; anything else is
+    fetched once and stored with the job's working files."""
+    if not uri.startswith(("https://", "http://", "s3://")):
+        upload = ctx.session.get(Upload, uri.removeprefix("upload:"))
+        if upload is not None and upload.tenant_id == ctx.job.tenant_id \
+                and upload.state == "ready":
+            return upload.storage_key
+    local = ctx.fetch(uri, name)  # raises the clear error for unknown uploads
+    key = _work_key(ctx, name + _suffix(uri))
+    ctx.store.put_file(key, local)
+    ctx.work.setdefault("owned", []).append(key)
+    return key
+
+
+def dub_stages(check_inputs: Callable[[Path, Path], None],
+               restorer_for: Callable[[WorkContext, str], object]) -> list[Stage]:
     """`restorer_for(ctx, identity_name)` loads the tenant's identity restorer."""
 
-    def work(ctx: WorkContext) -> WorkResult:
-        job = ctx.job
+    def probe(ctx: WorkContext) -> None:
         ctx.progress.start("fetch", 2)
-        video = ctx.fetch(job.video_uri, "video")
+        ctx.work["video"] = _stage_input(ctx, ctx.job.video_uri, "video")
         ctx.progress.advance("fetch")
-        audio = ctx.fetch(job.audio_uri, "audio")
-        ctx.progress.finish("fetch")
+        ctx.work["audio"] = _stage_input(ctx, ctx.job.audio_uri, "audio")
+        video, audio = _local(ctx, ctx.work["video"]), _local(ctx, ctx.work["audio"])
         check_inputs(video, audio)
-        identity = job.options.get("identity")
+        probe_audio(audio)  # no audio track: fail now, with its own message
+        ctx.progress.finish("fetch")
+
+    def faces(ctx: WorkContext) -> None:
+        video = _local(ctx, ctx.work["video"])
+        analysis = analyse_video(video, _engine(ctx.job.options), _face(ctx.job.options),
+                                 get_settings().detect_every, ctx.progress)
+        path = ctx.folder / "analysis.pkl"
+        # Written and read only by this platform's own workers, inside its own store.
+        path.write_bytes(pickle.dumps(analysis, protocol=pickle.HIGHEST_PROTOCOL))
+        key = _work_key(ctx, "analysis.pkl")
+        ctx.store.put_file(key, path)
+        ctx.work["analysis"] = key
+        ctx.work.setdefault("owned", []).append(key)
+
+    def render(ctx: WorkContext) -> None:
+        options = ctx.job.options
+        video, audio = _local(ctx, ctx.work["video"]), _local(ctx, ctx.work["audio"])
+        analysis = pickle.loads(_local(ctx, ctx.work["analysis"]).read_bytes())  # noqa: S301
+        identity = options.get("identity")
         restorer = restorer_for(ctx, identity) if identity else None
         output = ctx.folder / "result.mp4"
-        timings = dub_file(video, audio, output, dict(job.options), ctx.progress, restorer)
-        job.stage = "upload"
-        key = tenant_key(job.tenant_id, "results", job.id, f"{new_id()}.mp4")
-        ctx.store.put_file(key, output)
-        return WorkResult(key, timings)
+        report = render_video(video, audio, output, _engine(options), analysis,
+                              _sync(options), ctx.progress, restorer)
+        ctx.job.stage = "upload"
+        key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, f"{new_id()}.mp4")
+        ctx.store.put_file(key, output)  # a new key every run: never overwritten in place
+        ctx.work["result"], ctx.work["timings"] = key, _timings(report)
 
-    return work
+    def publish(ctx: WorkContext) -> WorkResult:
+        for key in ctx.work.get("owned", []):
+            ctx.store.delete(key)
+        shutil.rmtree(local_copies(ctx.job.id), ignore_errors=True)
+        return WorkResult(ctx.work["result"], ctx.work["timings"])
+
+    return [Stage("probe", probe), Stage("faces", faces), Stage("render", render),
+            Stage("publish", publish)]
+
+
+def discard_work(store, job) -> None:  # noqa: ANN001 - ObjectStore, Job
+    """A job that ended without publishing: remove its working artifacts and local copies
+    (its inputs' uploads and any stored result stay)."""
+    for key in (job.work or {}).get("owned", []):
+        store.delete(key)
+    shutil.rmtree(local_copies(job.id), ignore_errors=True)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from lipdub.db.models import Identity
 from lipdub.errors import InputNotFoundError
-from lipdub.jobs.runner import WorkContext, WorkResult
+from lipdub.jobs.runner import Stage, WorkContext, WorkResult
 from lipdub.restore.identity import IdentityStore, check_name
 from lipdub.storage import ObjectStore, tenant_key
 
@@ -47,13 +47,14 @@ def delete_identity(session: Session, store: ObjectStore, tenant_id: str, name: 
     session.commit()
 
 
-def identity_training_work(train_steps: int, restore_batch_size: int, device: str):  # noqa: ANN201
+def identity_training_stages(train_steps: int, restore_batch_size: int,
+                             device: str) -> list[Stage]:
     """The work of an identity.train job: fetch the footage, train (optionally searching the
     space), store the version's files, then record it (the row last: no half identity)."""
     from lipdub.restore.identity_training import train_identity
     from lipdub.restore.train import TrainConfig
 
-    def work(ctx: WorkContext) -> WorkResult:
+    def train(ctx: WorkContext) -> WorkResult:
         options, tenant_id = ctx.job.options, ctx.job.tenant_id
         name = check_name(options["name"])
         videos = options["videos"]
@@ -102,7 +103,7 @@ def identity_training_work(train_steps: int, restore_batch_size: int, device: st
         return WorkResult(None, {"identity": name, "version": version},
                           f"identity {name} v{version} stored")
 
-    return work
+    return [Stage("train", train)]
 
 
 def load_restorer(ctx: WorkContext, name: str, device: str, batch_size: int):  # noqa: ANN201

@@ -4,25 +4,27 @@ and writes a new result key (results are never overwritten in place)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import flag_modified
 
 from lipdub.db.models import Job, JobState, Upload
 from lipdub.errors import LipDubError
-from lipdub.jobs.service import claim, renew_lease, transition
+from lipdub.jobs.service import claim, hand_off, renew_lease, transition
 from lipdub.storage import ObjectStore
 
 log = logging.getLogger(__name__)
 
 # Share of the progress bar each pipeline pass takes.
-_PASS_SPAN = {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95),
+_PASS_SPAN = {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95), "upload": (95, 99),
               "crops": (5, 20), "train": (20, 95)}
 
 
@@ -103,8 +105,9 @@ def _suffix(uri: str) -> str:
 
 @dataclass
 class WorkContext:
-    """What a kind of job's work gets: its job, a scratch folder that is removed after, the
-    progress sink, and a way to fetch any input URI into that folder."""
+    """What a stage's work gets: its job, the job's work manifest (stages done, artifact
+    keys; changes are saved when the stage succeeds), a scratch folder removed after the
+    stage, the progress sink, and a way to fetch any input URI into that folder."""
 
     session: Session
     job: Job
@@ -112,6 +115,7 @@ class WorkContext:
     folder: Path
     progress: DbProgress
     fetch_url: Callable[[str, Path], None] | None
+    work: dict = field(default_factory=dict)
 
     def fetch(self, uri: str, name: str) -> Path:
         return fetch_input(uri, self.job.tenant_id, self.session, self.store, self.folder,
@@ -125,31 +129,60 @@ class WorkResult:
     message: str = "result stored"
 
 
-Work = Callable[[WorkContext], WorkResult]
+@dataclass(frozen=True)
+class Stage:
+    """One step of a kind of job. Its work returns the job's result when it is the last."""
+
+    name: str
+    work: Callable[[WorkContext], WorkResult | None]
 
 
-def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
-            work: dict[str, Work],
-            fetch_url: Callable[[str, Path], None] | None = None,
-            notify: Callable[[Session, Job], object] | None = None,
-            lease_s: float = 120.0) -> JobState | None:
-    """Executes the job with the work for its kind and returns its final state. Returns None
-    when the job could not be claimed (another worker holds it)."""
+@dataclass(frozen=True)
+class StageOutcome:
+    state: JobState | None  # None: another worker holds the job
+    next_stage: str | None  # what to run next; None once the job is finished
+
+
+def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
+              plans: dict[str, list[Stage]],
+              fetch_url: Callable[[str, Path], None] | None = None,
+              notify: Callable[[Session, Job], object] | None = None,
+              lease_s: float = 120.0,
+              on_finish: Callable[[Job], None] | None = None) -> StageOutcome:
+    """Claim the job and run its next stage not yet done. A stage that fails or is canceled
+    ends the job (and notifies); one that succeeds hands the job off to the next stage, or,
+    as the last, stores the result."""
     with sessions() as session:
         job = claim(session, job_id, lease_s)
         if job is None:
             existing = session.get(Job, job_id)
-            return existing.state if existing is not None and existing.state.terminal else None
+            state = existing.state if existing is not None and existing.state.terminal else None
+            return StageOutcome(state, None)
         progress = DbProgress(session, job, lease_s)
         try:
-            if job.kind not in work:
+            if job.kind not in plans:
                 raise LipDubError(f"This worker cannot run '{job.kind}' jobs.",
                                   "Upgrade the workers.")
+            if job.cancel_requested:
+                raise JobCanceledError(job.id)
+            work = copy.deepcopy(job.work or {})
+            done = list(work.get("done", []))
+            plan = [stage for stage in plans[job.kind] if stage.name not in done]
+            stage = plan[0]
+            job.stage = stage.name
             with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
-                done = work[job.kind](WorkContext(session, job, store, Path(tmp), progress,
-                                                  fetch_url))
-            job.result_key, job.timings = done.result_key, done.timings
-            transition(session, job, JobState.SUCCEEDED, done.message, stage="done")
+                ctx = WorkContext(session, job, store, Path(tmp), progress, fetch_url, work)
+                result = stage.work(ctx)
+            ctx.work["done"] = [*done, stage.name]
+            job.work = ctx.work
+            flag_modified(job, "work")  # JSON: changes inside are not tracked by themselves
+            if len(plan) > 1:
+                hand_off(session, job, plan[1].name)
+                return StageOutcome(JobState.RUNNING, plan[1].name)
+            job.result_key = result.result_key if result else None
+            job.timings = result.timings if result else {}
+            transition(session, job, JobState.SUCCEEDED,
+                       result.message if result else "done", stage="done")
         except JobCanceledError:
             transition(session, job, JobState.CANCELED, "canceled while running")
         except LipDubError as error:
@@ -159,6 +192,8 @@ def run_job(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             log.exception("job %s failed", job.id)
             job.error_code, job.error_message = "internal_error", repr(error)
             transition(session, job, JobState.FAILED, "internal error")
+        if on_finish is not None:
+            on_finish(job)
         if notify is not None and job.webhook_url:
             notify(session, job)
-        return job.state
+        return StageOutcome(job.state, None)

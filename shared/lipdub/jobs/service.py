@@ -137,18 +137,20 @@ def transition(session: Session, job: Job, state: JobState, message: str | None 
 
 
 def claim(session: Session, job_id: str, lease_s: float) -> Job | None:
-    """Atomically take a job to run: a queued one, or a running one whose worker's lease has
-    run out. None when someone else holds it or it is finished, so a job delivered twice
-    (broker redelivery, a recovery sweep) still runs once at a time."""
+    """Atomically take a job to run its next stage: a queued one, a running one handed off
+    between stages (no lease), or a running one whose worker's lease has run out. None when
+    someone else holds it or it is finished, so a job delivered twice (broker redelivery, a
+    recovery sweep) still runs once at a time."""
     now = utcnow()
-    before = session.scalar(select(Job.state).where(Job.id == job_id))
+    before = session.execute(select(Job.state, Job.lease_until).where(Job.id == job_id)).first()
     # One statement decides: two workers racing for the same job cannot both match.
     taken = session.execute(
         update(Job)
         .where(Job.id == job_id,
                (Job.state == JobState.QUEUED)
-               | ((Job.state == JobState.RUNNING) & (Job.lease_until < now)))
-        .values(state=JobState.RUNNING, stage="fetch", progress=0, updated_at=now,
+               | ((Job.state == JobState.RUNNING)
+                  & (Job.lease_until.is_(None) | (Job.lease_until < now))))
+        .values(state=JobState.RUNNING, updated_at=now,
                 lease_until=now + timedelta(seconds=lease_s))
         .execution_options(synchronize_session=False))
     session.commit()
@@ -156,12 +158,19 @@ def claim(session: Session, job_id: str, lease_s: float) -> Job | None:
         return None
     job = session.get(Job, job_id)
     session.refresh(job)
-    if before is JobState.RUNNING:  # its previous worker died: it starts over, cleanly
-        job.events.append(JobEvent(state=JobState.QUEUED,
-                                   message="restarted after an interrupted run"))
-    job.events.append(JobEvent(state=JobState.RUNNING, stage="fetch", message="started"))
+    if before.state is JobState.QUEUED:
+        job.events.append(JobEvent(state=JobState.RUNNING, stage=job.stage, message="started"))
+    elif before.lease_until is not None:  # its previous worker died mid-stage
+        job.events.append(JobEvent(state=JobState.RUNNING, stage=job.stage,
+                                   message="resumed after an interrupted stage"))
     session.commit()
     return job
+
+
+def hand_off(session: Session, job: Job, next_stage: str) -> None:
+    """A stage is done: release the job for its next stage (any worker may take it)."""
+    job.stage, job.lease_until = next_stage, None
+    session.commit()
 
 
 def renew_lease(session: Session, job: Job, lease_s: float) -> None:
@@ -169,11 +178,13 @@ def renew_lease(session: Session, job: Job, lease_s: float) -> None:
 
 
 def stale_jobs(session: Session, queued_for_s: float) -> list[str]:
-    """Jobs that may have lost their queue message: queued for a while, or running with an
-    expired lease (their worker died)."""
+    """Jobs that may have lost their queue message: queued or handed off between stages for
+    a while, or running with an expired lease (their worker died)."""
     now = utcnow()
+    waiting = (Job.state == JobState.QUEUED) | (
+        (Job.state == JobState.RUNNING) & Job.lease_until.is_(None))
     return list(session.scalars(select(Job.id).where(
-        ((Job.state == JobState.QUEUED) & (Job.updated_at < now - timedelta(seconds=queued_for_s)))
+        (waiting & (Job.updated_at < now - timedelta(seconds=queued_for_s)))
         | ((Job.state == JobState.RUNNING) & (Job.lease_until < now)))))
 
 

@@ -94,6 +94,12 @@ class WarpEngine:
         ):
             self.reference = candidate
 
+    def study_state(self) -> TeethReference | None:
+        return self.reference
+
+    def load_study_state(self, state: object) -> None:
+        self.reference = state  # type: ignore[assignment] - what study_state() gave
+
     def articulation_at(self, frame_index: int) -> tuple[float, float]:
         assert self._articulation is not None, "prepare() must run before render()"
         if frame_index >= len(self._articulation.openness):

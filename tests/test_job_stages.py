@@ -1,0 +1,70 @@
+"""A dub job runs as stages (probe -> faces -> render -> publish), each taking the job from
+the database, leaving artifacts in the object store and handing the job on. A worker that
+dies inside a stage costs only that stage: the job resumes there, and no stage done is run
+again."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from lipdub.config import Settings
+from lipdub.db.models import Job, JobState
+from lipdub.jobs.context import JobContext
+from lipdub.jobs.service import JobRequest, claim, create_job
+from lipdub.storage import LocalStore
+from tests.http_helpers import Site
+from tests.media_helpers import inspect_output
+from tests.test_platform_api import embedded_database
+
+
+def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_clip: Path,
+                                                        short_voice: Path, site: Site) -> None:
+    url, tenant_id, _ = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", job_lease_s=1.0)
+    context = JobContext.from_settings(settings)
+    store: LocalStore = context.store
+    ran: list[str] = []
+    plans = context.plans()
+    for stage in plans["dub"]:  # count every stage run
+        original = stage.work
+        object.__setattr__(stage, "work", lambda ctx, f=original, n=stage.name: (
+            ran.append(n), f(ctx))[1])
+    context.plans = lambda: plans  # type: ignore[method-assign]
+    with context.sessions() as session:
+        # Inputs as URLs the platform fetches (http to loopback is allowed here for the test).
+        site.script["/v.mp4"] = [(200, {}, talking_clip.read_bytes())]
+        site.script["/a.wav"] = [(200, {}, short_voice.read_bytes())]
+        job, _ = create_job(session, tenant_id, JobRequest(
+            f"{site.base}/v.mp4", f"{site.base}/a.wav", {"engine": "warp"}))
+        job_id = job.id
+    context.fetch_url.allow_http, context.fetch_url.allow_hosts = True, frozenset({"127.0.0.1"})
+
+    first = context.run_stage(job_id)
+    assert (first.state, first.next_stage) == (JobState.RUNNING, "faces")
+    with context.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.lease_until is None and job.stage == "faces"  # free for any worker
+        assert job.work["done"] == ["probe"] and store.exists(job.work["video"])
+        # A worker takes the faces stage and dies in it (its lease is never renewed).
+        assert claim(session, job_id, lease_s=0.5) is not None
+    assert context.run_stage(job_id).state is None  # held by the 'dead' worker for now
+    time.sleep(0.6)
+    outcome = context.run_stage(job_id)  # lease ran out: faces runs again, probe does not
+    assert outcome.next_stage == "render"
+    while outcome.next_stage is not None:
+        outcome = context.run_stage(job_id)
+    assert outcome.state is JobState.SUCCEEDED
+    assert ran == ["probe", "faces", "render", "publish"]
+    assert site.hits == {"/v.mp4": 1, "/a.wav": 1}  # each input fetched once for all stages
+    with context.sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.work["done"] == ["probe", "faces", "render", "publish"]
+        messages = [(e.state, e.message) for e in job.events]
+        assert messages == [(JobState.QUEUED, "job accepted"), (JobState.RUNNING, "started"),
+                            (JobState.RUNNING, "resumed after an interrupted stage"),
+                            (JobState.SUCCEEDED, "result stored")]
+        out = tmp_path / "out.mp4"
+        store.get_file(job.result_key, out)
+        assert inspect_output(out).frames > 0
+        assert not any(store.exists(k) for k in job.work["owned"])  # working copies removed
