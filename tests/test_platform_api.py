@@ -350,3 +350,47 @@ def test_identities_train_list_use_and_delete(platform, talking_clip: Path,
     assert list(stored.rglob("identities/eileen/v*/restorer.pt")) == []
     bad = client.post("/v1/identities", headers=a, json={"name": "../x", "videos": [footage]})
     assert bad.status_code == 422
+
+
+def test_an_oversize_body_is_cut_off_while_it_arrives(tmp_path: Path) -> None:
+    """No Content-Length, a body far past the limit: the gateway answers 413 after reading
+    about the limit, instead of spooling the whole body to disk first."""
+    import asyncio
+
+    url, _, key = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store",
+                        max_upload_bytes=1_000_000)
+    app = create_app(settings, run_jobs=False)
+    chunk, chunks = b"\0" * 65_536, 200  # 13 MB offered
+    consumed = 0
+    sent: list[dict] = []
+
+    head = (b'--xyz\r\nContent-Disposition: form-data; name="file"; filename="a.mp4"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n")
+
+    async def receive() -> dict:
+        nonlocal consumed
+        consumed += 1
+        body = head if consumed == 1 else chunk
+        return {"type": "http.request", "body": body, "more_body": consumed < chunks}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    boundary = "xyz"  # a valid multipart start, then a file that never ends
+    scope = {"type": "http", "method": "POST", "path": "/v1/uploads", "raw_path": b"/v1/uploads",
+             "query_string": b"", "root_path": "", "scheme": "http", "http_version": "1.1",
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 80),
+             "headers": [(b"x-api-key", key.encode()),
+                         (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                         (b"transfer-encoding", b"chunked")]}
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 413
+    assert json.loads(sent[1]["body"])["code"] == "upload_too_large"
+    read = len(head) + (consumed - 1) * len(chunk)
+    assert read <= 1_000_000 + 64 * 1024 + len(chunk) < chunks * len(chunk)  # stopped early
+    assert not (settings.storage_dir / "tenants").exists()
+    with TestClient(app) as client:  # JSON bodies have their own, small limit
+        r = client.post("/v1/jobs", headers={"X-API-Key": key},
+                        content=b'{"video": "' + b"a" * 2_000_000 + b'"}')
+        assert r.status_code == 413

@@ -55,6 +55,7 @@ from lipdub.jobs.uploads import (
 )
 from lipdub.netguard import check_url
 from lipdub.storage import LocalStore, tenant_key
+from lipdub_gateway.body_limit import BodyLimit
 from lipdub_gateway.metrics import RequestTimer
 from lipdub_gateway.problems import Problem, not_found, problem_handler
 from lipdub_gateway.schemas import (
@@ -69,6 +70,9 @@ from lipdub_gateway.schemas import (
     JobPage,
     UploadOut,
 )
+
+FORM_OVERHEAD_BYTES = 64 * 1024
+JSON_BODY_LIMIT_BYTES = 1024 * 1024  # jobs, identities: far more than any real request
 
 
 def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastAPI:
@@ -105,6 +109,15 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         return await problem_handler(request, Problem(400, "Bad request", str(exc), exc.code))
 
     app.add_middleware(RequestTimer, histogram=latency)
+
+    def body_limit(scope: dict) -> int | None:
+        if scope["method"] not in ("POST", "PUT", "PATCH"):
+            return None
+        if scope["path"] == "/v1/uploads":  # the file plus the form's own framing
+            return settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+        return JSON_BODY_LIMIT_BYTES
+
+    app.add_middleware(BodyLimit, limit_for=body_limit)
 
     def db() -> Iterator[Session]:
         with sessions() as session:
@@ -332,7 +345,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     def upload(file: UploadFile, session: Db, caller: Caller,
                content_length: Annotated[int | None, Header()] = None) -> UploadOut:
         limit = settings.max_upload_bytes
-        if content_length is not None and content_length > limit + 64 * 1024:
+        if content_length is not None and content_length > limit + FORM_OVERHEAD_BYTES:
             raise Problem(413, "Upload too large", f"Uploads are limited to {limit} bytes.",
                           "upload_too_large")
         size = file.size if file.size is not None else 0
