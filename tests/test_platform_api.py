@@ -394,3 +394,23 @@ def test_an_oversize_body_is_cut_off_while_it_arrives(tmp_path: Path) -> None:
         r = client.post("/v1/jobs", headers={"X-API-Key": key},
                         content=b'{"video": "' + b"a" * 2_000_000 + b'"}')
         assert r.status_code == 413
+
+
+def test_webhook_targets_are_checked_again_when_sent(tmp_path: Path) -> None:
+    """A webhook host that resolved to a public address at submission may point inside the
+    network by the time the job ends (DNS rebinding): the send-time check refuses it."""
+    from lipdub.db.models import Job, JobState
+    from lipdub.jobs.context import JobContext
+    from lipdub.jobs.service import JobRequest, create_job, transition
+
+    url, tenant_id, _ = embedded_database(tmp_path)
+    context = JobContext.from_settings(Settings(database_url=url,
+                                                storage_dir=tmp_path / "store"))
+    with context.sessions() as session:
+        job, _ = create_job(session, tenant_id, JobRequest(
+            "s3://b/v.mp4", "s3://b/a.wav", {}, webhook_url="https://10.20.30.40/hook"))
+        transition(session, session.get(Job, job.id), JobState.RUNNING, "started")
+        transition(session, job, JobState.SUCCEEDED, "done")
+        record = context.notify(session, job)
+        assert record.status_code is None and "10.20.30.40" in record.error
+        assert record.next_attempt_at is None  # a refused target is not retried

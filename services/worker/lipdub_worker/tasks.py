@@ -2,8 +2,9 @@
 
 A job runs as a chain of stage tasks (lipdub.stage.probe -> faces -> render -> publish; an
 identity's training is one stage), each taking the job from the database and enqueuing the
-next. acks_late + reject_on_worker_lost: a stage whose worker dies is redelivered and runs
-again (a stage done is never redone; results are written under new keys)."""
+next; the finished job's webhook is the last task (lipdub.notify). acks_late +
+reject_on_worker_lost: a stage whose worker dies is redelivered and runs again (a stage done
+is never redone; results are written under new keys)."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ from celery import Celery
 from sqlalchemy.exc import OperationalError
 
 from lipdub.config import get_settings
+from lipdub.db.models import Job
 from lipdub.db.session import upgrade
 from lipdub.jobs.context import JobContext
-from lipdub.jobs.notify import due_deliveries
+from lipdub.jobs.notify import delivered, due_deliveries
 from lipdub.jobs.service import stale_jobs
 
 RUN_JOB = "lipdub.run_job"
+NOTIFY = "lipdub.notify"
 STAGE_PREFIX = "lipdub.stage."
 STAGES = ("probe", "faces", "render", "publish", "train")
 REDELIVER = "lipdub.redeliver_webhooks"
@@ -54,7 +57,8 @@ def _context() -> JobContext:
 def _advance(job_id: str) -> str:
     """Run the job's next stage; enqueue the stage after it (as its own task, so another
     worker, or another queue, may take it)."""
-    outcome = _context().run_stage(job_id)
+    outcome = _context().run_stage(
+        job_id, notify=lambda _session, job: app.send_task(NOTIFY, args=[job.id]))
     if outcome.next_stage is not None:
         app.send_task(f"{STAGE_PREFIX}{outcome.next_stage}", args=[job_id])
         return f"next: {outcome.next_stage}"
@@ -82,6 +86,20 @@ def _stage_task(stage: str) -> None:
 
 for _stage in STAGES:
     _stage_task(_stage)
+
+
+@app.task(name=NOTIFY, **_RETRY)
+def notify_task(job_id: str) -> str:
+    """The webhook for a finished job, as its own task: a slow receiver never holds a stage
+    worker. Idempotent: a message already delivered is not sent again."""
+    context = _context()
+    with context.sessions() as session:
+        job = session.get(Job, job_id)
+        if job is None or not job.webhook_url or not job.state.terminal:
+            return "nothing to send"
+        if delivered(session, job):
+            return "already delivered"
+        return f"attempt: {context.notify(session, job).status_code}"
 
 
 @app.task(name=SWEEP)

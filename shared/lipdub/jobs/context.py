@@ -3,7 +3,9 @@ in-process executor and the Celery worker so that both run jobs exactly alike.""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -18,6 +20,7 @@ from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages, load_re
 from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import deliver, webhook_secret
 from lipdub.jobs.runner import Stage, StageOutcome, WorkContext, run_stage
+from lipdub.netguard import check_url
 from lipdub.storage import ObjectStore, store_from_settings
 
 
@@ -44,7 +47,9 @@ class JobContext:
         )
 
     def notify(self, session: Session, job: Job) -> object:
-        return deliver(session, job, self.webhook_secret, self.http)
+        s = self.settings
+        return deliver(session, job, self.webhook_secret, self.http, check_target=partial(
+            check_url, allow_http=s.allow_http_urls, allow_hosts=frozenset(s.url_allow_hosts)))
 
     def check_inputs(self, video: Path, _audio: Path) -> None:
         check_media_limits(video, self.settings.max_input_seconds,
@@ -60,10 +65,12 @@ class JobContext:
                 TRAIN_KIND: identity_training_stages(s.restore_steps, s.restore_batch_size,
                                                      s.device)}
 
-    def run_stage(self, job_id: str) -> StageOutcome:
-        """The job's next stage (a worker's task)."""
+    def run_stage(self, job_id: str,
+                  notify: Callable[[Session, Job], object] | None = None) -> StageOutcome:
+        """The job's next stage (a worker's task). `notify` replaces sending the webhook
+        here and now (a worker hands it to its own task instead)."""
         return run_stage(job_id, self.sessions, self.store, self.plans(),
-                         fetch_url=self.fetch_url, notify=self.notify,
+                         fetch_url=self.fetch_url, notify=notify or self.notify,
                          lease_s=self.settings.job_lease_s,
                          on_finish=lambda job: discard_work(self.store, job)
                          if job.state is not JobState.SUCCEEDED else None)

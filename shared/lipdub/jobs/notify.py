@@ -7,6 +7,7 @@ import base64
 import json
 import os
 import secrets
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from lipdub.db.models import Job, WebhookDelivery, utcnow
+from lipdub.errors import LipDubError
 from lipdub.webhooks import signed_headers
 
 # Seconds after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 24 h, 30 h.
@@ -46,14 +48,32 @@ def message_for(job: Job) -> tuple[str, str, bytes]:
     return f"msg_{job.id}_{job.state.value}", event_type, body
 
 
-def deliver(session: Session, job: Job, secret: str, client: httpx.Client) -> WebhookDelivery:
+def delivered(session: Session, job: Job) -> bool:
+    """Whether the job's current message already reached its receiver."""
+    message_id, _, _ = message_for(job)
+    return session.scalar(select(WebhookDelivery.id).where(
+        WebhookDelivery.message_id == message_id, WebhookDelivery.status_code >= 200,
+        WebhookDelivery.status_code < 300)) is not None
+
+
+def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
+            check_target: Callable[[str], None] | None = None) -> WebhookDelivery:
     """One attempt; records it and when the next one is due (None once delivered or when the
-    schedule is exhausted)."""
+    schedule is exhausted). `check_target(url)` vets the URL again at send time (its DNS
+    may have changed since the job was accepted); a refused target is not retried."""
     message_id, event_type, body = message_for(job)
     attempt = 1 + len(list(session.scalars(select(WebhookDelivery.id).where(
         WebhookDelivery.message_id == message_id))))
     record = WebhookDelivery(job_id=job.id, message_id=message_id, event_type=event_type,
                              attempt=attempt)
+    try:
+        if check_target is not None:
+            check_target(job.webhook_url)
+    except LipDubError as exc:
+        record.error = str(exc)
+        session.add(record)
+        session.commit()
+        return record
     try:
         response = client.post(job.webhook_url, content=body,
                                headers=signed_headers(secret, message_id, body), timeout=10)
