@@ -101,3 +101,31 @@ def test_folded_batchnorm_predictor_matches_the_plain_model(tmp_path: Path) -> N
         expected = reloaded(torch.from_numpy(mel), torch.from_numpy(faces)).numpy()
     got = LocalPredictor(copy.deepcopy(reloaded), "cpu")(mel, faces)
     assert np.abs(got - expected).max() < 1e-4
+
+
+def test_engine_feeds_the_reference_mel_windows_even_for_very_short_audio() -> None:
+    """Per-batch mel windows equal the reference's windows of the whole spectrogram; a track
+    under 0.2 s (fewer columns than one window) gets the reference's padded window."""
+    from lipdub.audio.mel import mel_window, wav2lip_mel
+    from lipdub.engines.base import FaceCrop
+    from lipdub.engines.wav2lip import Wav2LipEngine
+
+    seen: list[np.ndarray] = []
+
+    def predictor(mel: np.ndarray, faces: np.ndarray) -> np.ndarray:
+        seen.append(mel[:, 0])
+        return np.zeros((len(mel), 3, 96, 96), np.float32)
+
+    rng = np.random.default_rng(3)
+    frame = rng.integers(0, 255, (120, 120, 3), np.uint8)
+    crops = [FaceCrop(frame_index=k, frame=frame, box=(10, 10, 110, 110), shot_start=k == 0)
+             for k in (0, 7, 30)]
+    for seconds in (2.0, 0.1):
+        audio = rng.standard_normal(int(16_000 * seconds)).astype(np.float32) * 0.1
+        engine = Wav2LipEngine(predictor)
+        engine.prepare(audio, 25.0)
+        engine.render(crops)
+        whole = wav2lip_mel(audio)
+        expected = np.stack([mel_window(whole, c.frame_index, 25.0) for c in crops])
+        assert seen[-1].shape == (3, 80, 16)
+        np.testing.assert_allclose(seen[-1], expected, atol=1e-3)

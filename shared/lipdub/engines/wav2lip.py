@@ -36,8 +36,9 @@ class Wav2LipEngine:
         starts = [mel_window_start(k, self._fps, self._columns, MEL_WIDTH) for k in frame_indices]
         first = min(starts)
         span = mel_columns(self._audio, first, max(starts) + MEL_WIDTH)
-        return np.stack([mel_window(span, 0, 1.0, MEL_WIDTH) if span.shape[1] < MEL_WIDTH
-                         else span[:, s - first : s - first + MEL_WIDTH] for s in starts])
+        if span.shape[1] < MEL_WIDTH:  # the whole track is under 0.2 s: one padded window
+            return np.stack([mel_window(span, 0, self._fps, MEL_WIDTH)] * len(starts))
+        return np.stack([span[:, s - first : s - first + MEL_WIDTH] for s in starts])
 
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
         return None

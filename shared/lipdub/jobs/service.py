@@ -73,7 +73,7 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
               options=request.options, webhook_url=request.webhook_url,
               job_metadata=request.metadata or {}, idempotency_key=idempotency_key,
               request_hash=fingerprint, state=JobState.QUEUED)
-    job.events.append(JobEvent(state=JobState.QUEUED, message="job accepted"))
+    record_event(job, "job accepted")
     session.add(job)
     session.commit()
     return job, True
@@ -132,8 +132,13 @@ def transition(session: Session, job: Job, state: JobState, message: str | None 
     if state is JobState.SUCCEEDED:
         job.progress = 100
     job.updated_at = utcnow()
-    job.events.append(JobEvent(state=state, stage=job.stage, message=message))
+    record_event(job, message)
     session.commit()
+
+
+def record_event(job: Job, message: str | None) -> None:
+    """The job's current state and stage, with why, in its event history."""
+    job.events.append(JobEvent(state=job.state, stage=job.stage, message=message))
 
 
 def claim(session: Session, job_id: str, lease_s: float) -> Job | None:
@@ -159,10 +164,9 @@ def claim(session: Session, job_id: str, lease_s: float) -> Job | None:
     job = session.get(Job, job_id)
     session.refresh(job)
     if before.state is JobState.QUEUED:
-        job.events.append(JobEvent(state=JobState.RUNNING, stage=job.stage, message="started"))
+        record_event(job, "started")
     elif before.lease_until is not None:  # its previous worker died mid-stage
-        job.events.append(JobEvent(state=JobState.RUNNING, stage=job.stage,
-                                   message="resumed after an interrupted stage"))
+        record_event(job, "resumed after an interrupted stage")
     session.commit()
     return job
 
