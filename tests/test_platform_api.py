@@ -414,3 +414,34 @@ def test_webhook_targets_are_checked_again_when_sent(tmp_path: Path) -> None:
         record = context.notify(session, job)
         assert record.status_code is None and "10.20.30.40" in record.error
         assert record.next_attempt_at is None  # a refused target is not retried
+
+
+def test_restore_auto_trains_on_the_footage_then_dubs(tmp_path: Path, talking_clip: Path,
+                                                      short_voice: Path) -> None:
+    url, _, key = embedded_database(tmp_path)
+    auth = {"Authorization": f"Bearer {key}"}
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", restore_steps=12,
+                        restore_batch_size=4)
+    with TestClient(create_app(settings)) as client:
+        video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
+        both = client.post("/v1/jobs", headers=auth, json={
+            "video": video, "audio": audio,
+            "options": {"engine": "warp", "identity": "x", "restore": "auto"}})
+        assert both.status_code == 422 and "not both" in both.text
+        r = client.post("/v1/jobs", headers=auth, json={
+            "video": video, "audio": audio, "options": {"engine": "warp", "restore": "auto"}})
+        observed = []
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            job = client.get(f"/v1/jobs/{r.json()['id']}", headers=auth).json()
+            observed.append(job["progress"])
+            if job["state"] in ("succeeded", "failed", "canceled"):
+                break
+            time.sleep(0.05)
+        assert job["state"] == "succeeded", job
+        assert job["stages_done"] == ["probe", "faces", "identity", "render", "publish"]
+        assert job["timings"]["stages"]["restore"]["frames"] > 0
+        assert observed == sorted(observed), observed  # the bar never goes back
+        assert observed[-1] == 100
+    stored = [str(p) for p in settings.storage_dir.rglob("*") if p.is_file()]
+    assert not any("/work/" in p for p in stored)  # the job's own restorer went with it

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from lipdub.db.models import Identity, Job, JobState
 
@@ -17,6 +17,14 @@ class JobOptions(BaseModel):
     output_format: Literal["mp4"] = "mp4"
     identity: str | None = Field(None, description="Restore the dubbed face with this "
                                  "identity's trained restorer (see /v1/identities)")
+    restore: Literal["none", "auto"] = Field(
+        "none", description="auto: first train a restorer on this video's own face")
+
+    @model_validator(mode="after")
+    def one_restorer(self) -> JobOptions:
+        if self.identity and self.restore == "auto":
+            raise ValueError("give identity or restore: auto, not both")
+        return self
 
 
 class JobCreate(BaseModel):

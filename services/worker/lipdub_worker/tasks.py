@@ -18,17 +18,21 @@ from lipdub.config import get_settings
 from lipdub.db.models import Job
 from lipdub.db.session import upgrade
 from lipdub.jobs.context import JobContext
+from lipdub.jobs.dubbing import dub_stages
+from lipdub.jobs.identities import identity_training_stages
 from lipdub.jobs.notify import delivered, due_deliveries
 from lipdub.jobs.service import stale_jobs
 
 RUN_JOB = "lipdub.run_job"
 NOTIFY = "lipdub.notify"
 STAGE_PREFIX = "lipdub.stage."
-STAGES = ("probe", "faces", "render", "publish", "train")
 REDELIVER = "lipdub.redeliver_webhooks"
 SWEEP = "lipdub.requeue_stale_jobs"
 
 settings = get_settings()
+# Every stage of every kind of job (a task each, so each can be routed to its own queue).
+STAGES = [stage.name for stage in dub_stages(settings, lambda _video, _audio: None)
+          + identity_training_stages(0, 0, "cpu")]
 app = Celery("lipdub", broker=settings.broker_url)
 app.conf.update(
     task_acks_late=True,

@@ -16,10 +16,10 @@ from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
 from lipdub.jobs.dubbing import discard_work, dub_stages
 from lipdub.jobs.fetch import UrlFetcher
-from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages, load_restorer
+from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import deliver, webhook_secret
-from lipdub.jobs.runner import Stage, StageOutcome, WorkContext, run_stage
+from lipdub.jobs.runner import Stage, StageOutcome, run_stage
 from lipdub.netguard import check_url
 from lipdub.storage import ObjectStore, store_from_settings
 
@@ -55,13 +55,9 @@ class JobContext:
         check_media_limits(video, self.settings.max_input_seconds,
                            self.settings.max_input_width, self.settings.max_input_height)
 
-    def restorer_for(self, ctx: WorkContext, identity: str) -> object:
-        return load_restorer(ctx, identity, self.settings.device,
-                             self.settings.restore_batch_size)
-
     def plans(self) -> dict[str, list[Stage]]:
         s = self.settings
-        return {"dub": dub_stages(self.check_inputs, self.restorer_for),
+        return {"dub": dub_stages(s, self.check_inputs),
                 TRAIN_KIND: identity_training_stages(s.restore_steps, s.restore_batch_size,
                                                      s.device)}
 

@@ -4,6 +4,7 @@ interrupted anywhere simply runs again:
 
   probe   stage the inputs in the object store (URLs fetched once), check them and the limits
   faces   the analysis pass: face track + what the engine studied -> analysis artifact
+  identity  with restore "auto" only: train a restorer on this footage's own face
   render  lip-sync, restoration, composite and encode in one streaming pass -> the result
           (split further, each would write and re-read the whole film as frames)
   publish the result becomes the job's; the working artifacts are removed
@@ -17,10 +18,11 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from lipdub.config import get_settings
+from lipdub.config import Settings, get_settings
 from lipdub.db.models import Upload, new_id
 from lipdub.engines.registry import build_engine
 from lipdub.faces.select import FaceSelector
+from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
 from lipdub.media.probe import probe_audio
 from lipdub.pipeline import analyse_video, dub, render_video
@@ -33,13 +35,12 @@ def dub_file(video: Path, audio: Path, output: Path, options: dict,
              progress: ProgressSink, restorer=None) -> dict:  # noqa: ANN001 - Restorer
     """A whole dub in one call (the same core the CLI uses)."""
     settings = get_settings()
-    report = dub(video, audio, output, _engine(options), _sync(options), _face(options),
-                 settings.detect_every, progress, restorer)
+    report = dub(video, audio, output, _engine(settings, options), _sync(options),
+                 _face(options), settings.detect_every, progress, restorer)
     return _timings(report)
 
 
-def _engine(options: dict):  # noqa: ANN202 - LipSyncEngine
-    s = get_settings()
+def _engine(s: Settings, options: dict):  # noqa: ANN202 - LipSyncEngine
     return build_engine(options.get("engine", "auto"), s.wav2lip_checkpoint, s.device,
                         s.wav2lip_batch_size)
 
@@ -96,9 +97,12 @@ def _stage_input(ctx: WorkContext, uri: str, name: str) -> str:
     return key
 
 
-def dub_stages(check_inputs: Callable[[Path, Path], None],
-               restorer_for: Callable[[WorkContext, str], object]) -> list[Stage]:
-    """`restorer_for(ctx, identity_name)` loads the tenant's identity restorer."""
+def _restores_itself(job) -> bool:  # noqa: ANN001 - Job
+    return (job.options or {}).get("restore") == "auto"
+
+
+def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -> list[Stage]:
+    """The stages of a dub, with this worker's settings (engine weights, device, limits)."""
 
     def probe(ctx: WorkContext) -> None:
         ctx.progress.start("fetch", 2)
@@ -112,8 +116,8 @@ def dub_stages(check_inputs: Callable[[Path, Path], None],
 
     def faces(ctx: WorkContext) -> None:
         video = _local(ctx, ctx.work["video"])
-        analysis = analyse_video(video, _engine(ctx.job.options), _face(ctx.job.options),
-                                 get_settings().detect_every, ctx.progress)
+        analysis = analyse_video(video, _engine(settings, ctx.job.options),
+                                 _face(ctx.job.options), settings.detect_every, ctx.progress)
         path = ctx.folder / "analysis.pkl"
         # Written and read only by this platform's own workers, inside its own store.
         path.write_bytes(pickle.dumps(analysis, protocol=pickle.HIGHEST_PROTOCOL))
@@ -122,14 +126,37 @@ def dub_stages(check_inputs: Callable[[Path, Path], None],
         ctx.work["analysis"] = key
         ctx.work.setdefault("owned", []).append(key)
 
+    def identity(ctx: WorkContext) -> None:
+        """restore: auto: this footage's own person, trained on the footage itself."""
+        from lipdub.restore.identity import IdentityStore
+        from lipdub.restore.identity_training import train_identity
+        from lipdub.restore.train import TrainConfig
+
+        trained = train_identity(
+            [_local(ctx, ctx.work["video"])], f"job-{ctx.job.id}",
+            IdentityStore(ctx.folder / "identity"),
+            TrainConfig(steps=settings.restore_steps, batch_size=settings.restore_batch_size,
+                        device=settings.device),
+            selector=_face(ctx.job.options),
+            on_step=training_progress(ctx, settings.restore_steps, 1))
+        key = _work_key(ctx, "restorer.pt")
+        ctx.store.put_file(key, trained.path / "restorer.pt")
+        ctx.work["restorer"] = key
+        ctx.work.setdefault("owned", []).append(key)
+
     def render(ctx: WorkContext) -> None:
         options = ctx.job.options
         video, audio = _local(ctx, ctx.work["video"]), _local(ctx, ctx.work["audio"])
         analysis = pickle.loads(_local(ctx, ctx.work["analysis"]).read_bytes())  # noqa: S301
-        identity = options.get("identity")
-        restorer = restorer_for(ctx, identity) if identity else None
+        restorer = None
+        if "restorer" in ctx.work:
+            restorer = restorer_from(ctx, ctx.work["restorer"], settings.device,
+                                     settings.restore_batch_size)
+        elif options.get("identity"):
+            restorer = load_restorer(ctx, options["identity"], settings.device,
+                                     settings.restore_batch_size)
         output = ctx.folder / "result.mp4"
-        report = render_video(video, audio, output, _engine(options), analysis,
+        report = render_video(video, audio, output, _engine(settings, options), analysis,
                               _sync(options), ctx.progress, restorer)
         ctx.job.stage = "upload"
         key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, f"{new_id()}.mp4")
@@ -142,8 +169,9 @@ def dub_stages(check_inputs: Callable[[Path, Path], None],
         shutil.rmtree(local_copies(ctx.job.id), ignore_errors=True)
         return WorkResult(ctx.work["result"], ctx.work["timings"])
 
-    return [Stage("probe", probe), Stage("faces", faces), Stage("render", render),
-            Stage("publish", publish)]
+    return [Stage("probe", probe), Stage("faces", faces),
+            Stage("identity", identity, applies=_restores_itself),
+            Stage("render", render), Stage("publish", publish)]
 
 
 def discard_work(store, job) -> None:  # noqa: ANN001 - ObjectStore, Job

@@ -64,28 +64,12 @@ def identity_training_stages(train_steps: int, restore_batch_size: int,
             paths.append(ctx.fetch(uri, f"video{n}"))
             ctx.progress.advance("fetch")
         steps = int(options.get("steps") or train_steps)
-        runs = 3 if options.get("search") else 1
-        labels: list[str] = []
-        crops_done = [0]
-
-        def on_step(what: str, done: int, total: int) -> None:
-            if what == "crops":
-                if ctx.job.stage != "crops":
-                    ctx.progress.start("crops", total)
-                ctx.progress.advance("crops", done - crops_done[0])
-                crops_done[0] = done
-                return
-            if what not in labels:  # the next setting of a search starts
-                labels.append(what)
-                if len(labels) == 1:
-                    ctx.progress.start("train", steps * runs)
-            ctx.progress.advance("train", 1)
-
         local = IdentityStore(ctx.folder / "identities")
         trained = train_identity(
             paths, name, local, TrainConfig(steps=steps, batch_size=restore_batch_size,
                                             device=device),
-            search=bool(options.get("search")), on_step=on_step)
+            search=bool(options.get("search")),
+            on_step=training_progress(ctx, steps, 3 if options.get("search") else 1))
         ctx.job.stage = "upload"
         existing = ctx.session.scalar(select(Identity).where(
             Identity.tenant_id == tenant_id, Identity.name == name))
@@ -106,15 +90,41 @@ def identity_training_stages(train_steps: int, restore_batch_size: int,
     return [Stage("train", train)]
 
 
+def training_progress(ctx: WorkContext, steps: int, runs: int):  # noqa: ANN201
+    """Training's (what, done, total) callbacks as the job's 'crops' and 'train' passes."""
+    labels: list[str] = []
+    crops_done = [0]
+
+    def on_step(what: str, done: int, total: int) -> None:
+        if what == "crops":
+            if ctx.job.stage != "crops":
+                ctx.progress.start("crops", total)
+            ctx.progress.advance("crops", done - crops_done[0])
+            crops_done[0] = done
+            return
+        if what not in labels:  # the next setting of a search starts
+            labels.append(what)
+            if len(labels) == 1:
+                ctx.progress.start("train", steps * runs)
+        ctx.progress.advance("train", 1)
+
+    return on_step
+
+
 def load_restorer(ctx: WorkContext, name: str, device: str, batch_size: int):  # noqa: ANN201
     """The tenant's identity restorer, fetched from the object store into the job's
     folder."""
+    identity = get_identity(ctx.session, ctx.job.tenant_id, name)
+    return restorer_from(ctx, f"{identity.storage_key}/restorer.pt", device, batch_size)
+
+
+def restorer_from(ctx: WorkContext, key: str, device: str, batch_size: int):  # noqa: ANN201
+    """A restorer from a stored restorer.pt (an identity's, or one trained for the job)."""
     from lipdub.inference.local import pick_device
     from lipdub.restore.model import load_sovqae
     from lipdub.restore.stage import Restorer
 
-    identity = get_identity(ctx.session, ctx.job.tenant_id, name)
     local = ctx.folder / "restorer.pt"
-    ctx.store.get_file(f"{identity.storage_key}/restorer.pt", local)
+    ctx.store.get_file(key, local)
     resolved = pick_device(device)
     return Restorer(load_sovqae(Path(local), resolved), resolved, batch_size)

@@ -24,8 +24,20 @@ from lipdub.storage import ObjectStore
 log = logging.getLogger(__name__)
 
 # Share of the progress bar each pipeline pass takes.
-_PASS_SPAN = {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95), "upload": (95, 99),
-              "crops": (5, 20), "train": (20, 95)}
+# The share of the progress bar each pass takes, by kind of job.
+_SPANS = {
+    "dub": {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95), "upload": (95, 99)},
+    # A dub that first trains a restorer on its own footage (restore: auto).
+    "dub+train": {"fetch": (0, 5), "faces": (5, 20), "crops": (20, 25), "train": (25, 55),
+                  "lip-sync": (55, 95), "upload": (95, 99)},
+    "identity.train": {"fetch": (0, 5), "crops": (5, 20), "train": (20, 95)},
+}
+
+
+def progress_spans(job: Job) -> dict[str, tuple[int, int]]:
+    if job.kind == "dub" and (job.options or {}).get("restore") == "auto":
+        return _SPANS["dub+train"]
+    return _SPANS.get(job.kind, _SPANS["dub"])
 
 
 class JobCanceledError(Exception):
@@ -39,6 +51,7 @@ class DbProgress:
     def __init__(self, session: Session, job: Job, lease_s: float,
                  min_interval_s: float = 1.0) -> None:
         self.session, self.job, self.lease_s = session, job, lease_s
+        self.spans = progress_spans(job)
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
         self._last = 0.0
@@ -63,7 +76,7 @@ class DbProgress:
             return
         self._last = now
         stage = self.job.stage or ""
-        low, high = _PASS_SPAN.get(stage, (0, 100))
+        low, high = self.spans.get(stage, (0, 100))
         fraction = self._done.get(stage, 0) / self._totals.get(stage, 1)
         self.job.progress = int(low + (high - low) * min(1.0, fraction))
         renew_lease(self.session, self.job, self.lease_s)  # the heartbeat: still alive
@@ -135,6 +148,7 @@ class Stage:
 
     name: str
     work: Callable[[WorkContext], WorkResult | None]
+    applies: Callable[[Job], bool] = lambda _job: True  # some stages run only for some jobs
 
 
 @dataclass(frozen=True)
@@ -167,7 +181,8 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
                 raise JobCanceledError(job.id)
             work = copy.deepcopy(job.work or {})
             done = list(work.get("done", []))
-            plan = [stage for stage in plans[job.kind] if stage.name not in done]
+            plan = [stage for stage in plans[job.kind]
+                    if stage.name not in done and stage.applies(job)]
             stage = plan[0]
             job.stage = stage.name
             with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
