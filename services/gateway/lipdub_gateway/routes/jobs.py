@@ -1,0 +1,74 @@
+"""Jobs: submit, read, list, cancel, fetch the result, and the webhook delivery log."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, RedirectResponse
+from sqlalchemy import select
+
+from lipdub.db.models import JobState, WebhookDelivery
+from lipdub.jobs.service import JobRequest, list_jobs, request_cancel
+from lipdub.storage import LocalStore
+from lipdub_gateway.admission import admit
+from lipdub_gateway.deps import Caller, Db, OwnedJob, State
+from lipdub_gateway.problems import Problem
+from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+
+@router.post("", status_code=201)
+async def submit(body: JobCreate, state: State, tenant: Caller, response: Response,
+                 idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
+    request = JobRequest(body.video, body.audio, body.options.model_dump(), body.webhook_url,
+                         body.metadata)
+    job, created = await run_in_threadpool(admit, state, request, [body.video, body.audio],
+                                           tenant, idempotency_key)
+    if not created:
+        response.status_code = 200
+    return job
+
+
+@router.get("/{job_id}")
+def read(job: OwnedJob) -> JobOut:
+    return JobOut.of(job)
+
+
+@router.get("")
+def index(session: Db, tenant: Caller, state: JobState | None = None,
+          cursor: str | None = None, limit: int = 50) -> JobPage:
+    jobs, next_cursor = list_jobs(session, tenant.id, state, cursor, min(limit, 200))
+    return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
+
+
+@router.post("/{job_id}/cancel")
+def cancel(job: OwnedJob, session: Db) -> JobOut:
+    return JobOut.of(request_cancel(session, job.tenant_id, job.id))
+
+
+@router.get("/{job_id}/result", response_model=None)
+def result(job: OwnedJob, state: State) -> Response:
+    if job.state is not JobState.SUCCEEDED or not job.result_key:
+        raise Problem(409, "No result yet", f"Job '{job.id}' is {job.state}.", "no_result")
+    store = state.context.store
+    if isinstance(store, LocalStore):
+        return FileResponse(store.local_path(job.result_key), media_type="video/mp4",
+                            filename=f"{job.id}.mp4")
+    return RedirectResponse(store.url(job.result_key), status_code=307)
+
+
+@router.get("/{job_id}/webhooks")
+def deliveries(job: OwnedJob, session: Db) -> list[DeliveryOut]:
+    rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
+                           .order_by(WebhookDelivery.id))
+    return [DeliveryOut.model_validate(r, from_attributes=True) for r in rows]
+
+
+@router.post("/{job_id}/webhooks/redeliver")
+def redeliver(job: OwnedJob, session: Db, state: State) -> DeliveryOut:
+    if not job.webhook_url or not job.state.terminal:
+        raise Problem(409, "Nothing to deliver", "The job has no webhook or is not finished.",
+                      "nothing_to_deliver")
+    return DeliveryOut.model_validate(state.context.notify(session, job),
+                                      from_attributes=True)

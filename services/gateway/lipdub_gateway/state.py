@@ -1,0 +1,59 @@
+"""What the gateway holds for its lifetime: settings, the job context (database, store,
+webhooks), the executor or broker that jobs go to, the API-key cache and the metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from cachetools import TTLCache
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from lipdub.config import Settings
+from lipdub.jobs.context import JobContext
+from lipdub.jobs.executor import InProcessExecutor
+from lipdub.jobs.keys import TenantRef
+
+RUN_JOB = "lipdub.run_job"  # the worker's entry task
+
+
+@dataclass
+class Gateway:
+    settings: Settings
+    context: JobContext
+    executor: InProcessExecutor | None
+    queue: object | None  # a Celery app used only to send (the task code is the worker's)
+    # Verified keys only (bounded: unknown keys cannot fill it). Touched only on the event
+    # loop's thread, so it needs no lock.
+    known_keys: TTLCache[str, TenantRef]
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        self.submitted = Counter("lipdub_jobs_submitted_total", "Jobs accepted",
+                                 registry=self.registry)
+        self.latency = Histogram("lipdub_http_request_seconds", "Request latency", ["route"],
+                                 registry=self.registry)
+
+    @classmethod
+    def build(cls, settings: Settings, run_jobs: bool) -> Gateway:
+        context = JobContext.from_settings(settings)
+        queue = None
+        if settings.executor == "celery":
+            from celery import Celery
+
+            queue = Celery("lipdub", broker=settings.broker_url)
+        executor = (InProcessExecutor(context.sessions, context.run)
+                    if run_jobs and settings.executor == "inprocess" else None)
+        return cls(settings, context, executor, queue,
+                   TTLCache(maxsize=10_000, ttl=settings.auth_cache_s))
+
+    def enqueue(self, job_id: str) -> None:
+        self.submitted.inc()
+        if self.executor is not None:
+            self.executor.submit(job_id)
+        elif self.queue is not None:
+            self.queue.send_task(RUN_JOB, args=[job_id])
+
+    def broker_reachable(self) -> None:
+        if self.queue is not None:
+            with self.queue.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
