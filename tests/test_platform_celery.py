@@ -4,6 +4,7 @@ runs the job, state and result land in the database and the store."""
 from __future__ import annotations
 
 import base64
+import json
 import os
 import signal
 import subprocess
@@ -17,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from lipdub.config import Settings
 from lipdub_gateway.app import create_app
+from tests.media_helpers import inspect_output
 from tests.test_platform_api import _upload, _wait, embedded_database
 
 REDIS_DB = 13  # a database of the machine's Redis that only these tests use
@@ -175,3 +177,77 @@ def test_redis_restart_with_queued_jobs_loses_none(tmp_path: Path, talking_clip:
             worker.wait(10)
         server.kill()
         server.wait(10)
+
+
+def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every real component at once: PostgreSQL, Redis + a Celery worker running the stage
+    chain, an S3 server process, and a local receiver verifying the signed webhook. The video
+    is a direct (presigned multipart) upload; the result comes back as a presigned URL."""
+    import boto3
+    import httpx
+    from moto.server import ThreadedMotoServer
+
+    from lipdub.db.session import session_factory, upgrade
+    from lipdub.jobs.keys import create_key
+    from tests.test_platform_api import _drop_postgres, _postgres_url, _Receiver
+    from tests.test_storage_s3 import _put_parts
+
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    s3_port = _free_port()
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port)
+    s3.start()
+    endpoint = f"http://127.0.0.1:{s3_port}"
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    for name, value in aws.items():
+        monkeypatch.setenv(name, value)
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="films")
+    url = _postgres_url()
+    upgrade(url)
+    with session_factory(url)() as session:
+        _, key = create_key(session, "studio")
+    receiver = _Receiver(SECRET)
+    common = {"database_url": url, "broker_url": broker, "executor": "celery",
+              "s3_bucket": "films", "s3_endpoint_url": endpoint, "webhook_secret": SECRET,
+              "allow_http_urls": True, "url_allow_hosts": ["127.0.0.1"]}
+    env = {**os.environ, **{f"LIPDUB_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
+                            for k, v in common.items()}}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "lipdub_worker.tasks", "worker", "--pool",
+         "solo", "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    auth = {"Authorization": f"Bearer {key}"}
+    try:
+        settings = Settings(storage_dir=tmp_path / "unused", **common)
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/readyz").status_code == 200
+            clip = samples.clip("talking", 4.0, seed=1).read_bytes()
+            direct = client.post("/v1/uploads/direct", headers=auth, json={
+                "filename": "reel.mp4", "size_bytes": len(clip)}).json()
+            client.post(f"/v1/uploads/{direct['id']}/complete", headers=auth,
+                        json={"etags": _put_parts(direct, clip)})
+            job_id = client.post("/v1/jobs", headers=auth, json={
+                "video": direct["id"], "audio": _upload(client, auth, short_voice),
+                "options": {"engine": "warp"}, "webhook_url": receiver.url}).json()["id"]
+            job = _wait(client, auth, job_id, timeout=240)
+            assert job["state"] == "succeeded", (job, worker.poll())
+            assert job["stages_done"] == ["probe", "faces", "render", "publish"]
+            result = client.get(f"/v1/jobs/{job_id}/result", headers=auth,
+                                follow_redirects=False)
+            assert result.status_code == 307
+            out = tmp_path / "out.mp4"
+            out.write_bytes(httpx.get(result.headers["location"]).content)
+            assert abs(inspect_output(out).video_seconds - 2.5) < 0.1
+            deadline = time.time() + 30
+            while not receiver.received and time.time() < deadline:
+                time.sleep(0.1)
+            assert [m for m, _ in receiver.received] == [f"msg_{job_id}_succeeded"]
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait(10)
+        receiver.server.shutdown()
+        s3.stop()
+        _drop_postgres(url)
+        redis.Redis.from_url(broker).flushdb()
