@@ -445,3 +445,29 @@ def test_restore_auto_trains_on_the_footage_then_dubs(tmp_path: Path, talking_cl
         assert observed[-1] == 100
     stored = [str(p) for p in settings.storage_dir.rglob("*") if p.is_file()]
     assert not any("/work/" in p for p in stored)  # the job's own restorer went with it
+
+
+def test_progress_webhooks_when_asked(tmp_path: Path, talking_clip: Path,
+                                      short_voice: Path) -> None:
+    secret = "whsec_" + __import__("base64").b64encode(b"progress-secret-0123").decode()
+    receiver = _Receiver(secret)
+    url, _, key = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=secret,
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(settings)) as client:
+        video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
+        job_id = client.post("/v1/jobs", headers=auth, json={
+            "video": video, "audio": audio, "webhook_url": receiver.url,
+            "options": {"engine": "warp", "webhook_progress": True}}).json()["id"]
+        assert _wait(client, auth, job_id)["state"] == "succeeded"
+        deadline = time.time() + 10
+        while len(receiver.received) < 4 and time.time() < deadline:
+            time.sleep(0.1)
+    receiver.server.shutdown()
+    ids = [m for m, _ in receiver.received]  # each signature verified on receipt
+    assert ids == [f"msg_{job_id}_stage_probe", f"msg_{job_id}_stage_faces",
+                   f"msg_{job_id}_stage_render", f"msg_{job_id}_succeeded"]
+    progress = [p["data"]["progress"] for _, p in receiver.received[:3]]
+    assert progress == sorted(progress) and progress[0] > 0
+    assert receiver.received[1][1]["data"]["next_stage"] == "render"

@@ -15,6 +15,8 @@ class JobOptions(BaseModel):
     sync_mode: Literal["cut_off", "loop", "bounce", "silence"] = "cut_off"
     face: str = "largest"
     output_format: Literal["mp4"] = "mp4"
+    webhook_progress: bool = Field(False, description="Also send job.progress webhooks as "
+                                   "each stage ends (once each, not retried)")
     identity: str | None = Field(None, description="Restore the dubbed face with this "
                                  "identity's trained restorer (see /v1/identities)")
     restore: Literal["none", "auto"] = Field(

@@ -18,7 +18,7 @@ from lipdub.jobs.dubbing import discard_work, dub_stages
 from lipdub.jobs.fetch import UrlFetcher
 from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.limits import check_media_limits
-from lipdub.jobs.notify import deliver, webhook_secret
+from lipdub.jobs.notify import deliver, progress_message_for, webhook_secret
 from lipdub.jobs.runner import Stage, StageOutcome, run_stage
 from lipdub.netguard import check_url
 from lipdub.storage import ObjectStore, store_from_settings
@@ -51,6 +51,15 @@ class JobContext:
         return deliver(session, job, self.webhook_secret, self.http, check_target=partial(
             check_url, allow_http=s.allow_http_urls, allow_hosts=frozenset(s.url_allow_hosts)))
 
+    def notify_progress(self, session: Session, job: Job, stage_done: str) -> None:
+        """A stage finished: tell receivers that asked for progress (best effort)."""
+        if job.webhook_url and (job.options or {}).get("webhook_progress"):
+            s = self.settings
+            deliver(session, job, self.webhook_secret, self.http,
+                    check_target=partial(check_url, allow_http=s.allow_http_urls,
+                                         allow_hosts=frozenset(s.url_allow_hosts)),
+                    message=progress_message_for(job, stage_done))
+
     def check_inputs(self, video: Path, _audio: Path) -> None:
         check_media_limits(video, self.settings.max_input_seconds,
                            self.settings.max_input_width, self.settings.max_input_height)
@@ -69,7 +78,8 @@ class JobContext:
                          fetch_url=self.fetch_url, notify=notify or self.notify,
                          lease_s=self.settings.job_lease_s,
                          on_finish=lambda job: discard_work(self.store, job)
-                         if job.state is not JobState.SUCCEEDED else None)
+                         if job.state is not JobState.SUCCEEDED else None,
+                         on_stage_done=self.notify_progress)
 
     def run(self, job_id: str) -> JobState | None:
         """Every remaining stage, here and now (the in-process executor)."""

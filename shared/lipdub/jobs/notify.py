@@ -48,6 +48,15 @@ def message_for(job: Job) -> tuple[str, str, bytes]:
     return f"msg_{job.id}_{job.state.value}", event_type, body
 
 
+def progress_message_for(job: Job, stage_done: str) -> tuple[str, str, bytes]:
+    """A stage finished (for receivers that asked for progress)."""
+    body = json.dumps({"type": "job.progress", "data": {
+        "id": job.id, "state": job.state.value, "stage_done": stage_done,
+        "next_stage": job.stage, "progress": job.progress, "metadata": job.job_metadata}},
+        sort_keys=True).encode()
+    return f"msg_{job.id}_stage_{stage_done}", "job.progress", body
+
+
 def delivered(session: Session, job: Job) -> bool:
     """Whether the job's current message already reached its receiver."""
     message_id, _, _ = message_for(job)
@@ -57,11 +66,14 @@ def delivered(session: Session, job: Job) -> bool:
 
 
 def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
-            check_target: Callable[[str], None] | None = None) -> WebhookDelivery:
+            check_target: Callable[[str], None] | None = None,
+            message: tuple[str, str, bytes] | None = None) -> WebhookDelivery:
     """One attempt; records it and when the next one is due (None once delivered or when the
     schedule is exhausted). `check_target(url)` vets the URL again at send time (its DNS
-    may have changed since the job was accepted); a refused target is not retried."""
-    message_id, event_type, body = message_for(job)
+    may have changed since the job was accepted); a refused target is not retried.
+    `message`: another message than the job's terminal one (progress: sent once, no
+    retries, since a later one supersedes it)."""
+    message_id, event_type, body = message or message_for(job)
     attempt = 1 + len(list(session.scalars(select(WebhookDelivery.id).where(
         WebhookDelivery.message_id == message_id))))
     record = WebhookDelivery(job_id=job.id, message_id=message_id, event_type=event_type,
@@ -81,7 +93,7 @@ def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
         ok = 200 <= response.status_code < 300
     except httpx.HTTPError as exc:
         record.error, ok = repr(exc), False
-    if not ok and attempt <= len(RETRY_SCHEDULE_S):
+    if not ok and message is None and attempt <= len(RETRY_SCHEDULE_S):
         record.next_attempt_at = utcnow() + timedelta(seconds=RETRY_SCHEDULE_S[attempt - 1])
     session.add(record)
     session.commit()

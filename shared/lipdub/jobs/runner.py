@@ -162,7 +162,9 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
               fetch_url: Callable[[str, Path], None] | None = None,
               notify: Callable[[Session, Job], object] | None = None,
               lease_s: float = 120.0,
-              on_finish: Callable[[Job], None] | None = None) -> StageOutcome:
+              on_finish: Callable[[Job], None] | None = None,
+              on_stage_done: Callable[[Session, Job, str], object] | None = None,
+              ) -> StageOutcome:
     """Claim the job and run its next stage not yet done. A stage that fails or is canceled
     ends the job (and notifies); one that succeeds hands the job off to the next stage, or,
     as the last, stores the result."""
@@ -193,6 +195,8 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             flag_modified(job, "work")  # JSON: changes inside are not tracked by themselves
             if len(plan) > 1:
                 hand_off(session, job, plan[1].name)
+                if on_stage_done is not None:
+                    on_stage_done(session, job, stage.name)
                 return StageOutcome(JobState.RUNNING, plan[1].name)
             job.result_key = result.result_key if result else None
             job.timings = result.timings if result else {}
