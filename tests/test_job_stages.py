@@ -1,7 +1,7 @@
-"""A dub job runs as stages (probe -> faces -> render -> publish), each taking the job from
-the database, leaving artifacts in the object store and handing the job on. A worker that
-dies inside a stage costs only that stage: the job resumes there, and no stage done is run
-again."""
+"""A dub job runs as stages (probe -> faces -> lip-sync -> encode -> publish), each taking
+the job from the database, leaving artifacts in the object store and handing the job on. A
+worker that dies inside a stage costs only that stage: the job resumes there, and no stage
+done is run again."""
 
 from __future__ import annotations
 
@@ -51,15 +51,15 @@ def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_
     assert context.run_stage(job_id).state is None  # held by the 'dead' worker for now
     time.sleep(0.6)
     outcome = context.run_stage(job_id)  # lease ran out: faces runs again, probe does not
-    assert outcome.next_stage == "render"
+    assert outcome.next_stage == "lip-sync"
     while outcome.next_stage is not None:
         outcome = context.run_stage(job_id)
     assert outcome.state is JobState.SUCCEEDED
-    assert ran == ["probe", "faces", "render", "publish"]
+    assert ran == ["probe", "faces", "lip-sync", "encode", "publish"]
     assert site.hits == {"/v.mp4": 1, "/a.wav": 1}  # each input fetched once for all stages
     with context.sessions() as session:
         job = session.get(Job, job_id)
-        assert job.work["done"] == ["probe", "faces", "render", "publish"]
+        assert job.work["done"] == ["probe", "faces", "lip-sync", "encode", "publish"]
         messages = [(e.state, e.message) for e in job.events]
         assert messages == [(JobState.QUEUED, "job accepted"), (JobState.RUNNING, "started"),
                             (JobState.RUNNING, "resumed after an interrupted stage"),

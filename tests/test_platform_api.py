@@ -439,7 +439,8 @@ def test_restore_auto_trains_on_the_footage_then_dubs(tmp_path: Path, talking_cl
                 break
             time.sleep(0.05)
         assert job["state"] == "succeeded", job
-        assert job["stages_done"] == ["probe", "faces", "identity", "render", "publish"]
+        assert job["stages_done"] == ["probe", "faces", "identity", "lip-sync", "encode",
+                                      "publish"]
         assert job["timings"]["stages"]["restore"]["frames"] > 0
         assert observed == sorted(observed), observed  # the bar never goes back
         assert observed[-1] == 100
@@ -459,15 +460,19 @@ def test_progress_webhooks_when_asked(tmp_path: Path, talking_clip: Path,
         video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
         job_id = client.post("/v1/jobs", headers=auth, json={
             "video": video, "audio": audio, "webhook_url": receiver.url,
-            "options": {"engine": "warp", "webhook_progress": True}}).json()["id"]
+            "options": {"engine": "warp", "webhook_progress": True, "output_format": "mkv",
+                        "normalise_loudness": True}}).json()["id"]
         assert _wait(client, auth, job_id)["state"] == "succeeded"
+        result = client.get(f"/v1/jobs/{job_id}/result", headers=auth)
+        assert result.headers["content-type"] == "video/x-matroska"
+        assert result.content[:4] == b"\x1a\x45\xdf\xa3"  # the Matroska (EBML) signature
         deadline = time.time() + 10
-        while len(receiver.received) < 4 and time.time() < deadline:
+        while len(receiver.received) < 5 and time.time() < deadline:
             time.sleep(0.1)
     receiver.server.shutdown()
     ids = [m for m, _ in receiver.received]  # each signature verified on receipt
-    assert ids == [f"msg_{job_id}_stage_probe", f"msg_{job_id}_stage_faces",
-                   f"msg_{job_id}_stage_render", f"msg_{job_id}_succeeded"]
-    progress = [p["data"]["progress"] for _, p in receiver.received[:3]]
+    assert ids == [f"msg_{job_id}_stage_{s}" for s in ("probe", "faces", "lip-sync", "encode")
+                   ] + [f"msg_{job_id}_succeeded"]
+    progress = [p["data"]["progress"] for _, p in receiver.received[:4]]
     assert progress == sorted(progress) and progress[0] > 0
-    assert receiver.received[1][1]["data"]["next_stage"] == "render"
+    assert receiver.received[1][1]["data"]["next_stage"] == "lip-sync"

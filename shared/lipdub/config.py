@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     # e.g. a broker restart) and running jobs whose lease ran out.
     requeue_after_s: float = 300.0
     sweep_interval_s: float = 60.0
-    # Celery queue per job stage (default: all on "celery"), e.g. {"render": "gpu"}.
+    # Celery queue per job stage (default: all on "celery"), e.g. {"lip-sync": "gpu"}.
     stage_queues: dict[str, str] = {}
     max_upload_bytes: int = 8 * 1024**3
     max_jobs_in_flight: int = 20  # per tenant; more gets 429

@@ -14,7 +14,9 @@ class JobOptions(BaseModel):
     engine: Literal["auto", "wav2lip", "warp"] = "auto"
     sync_mode: Literal["cut_off", "loop", "bounce", "silence"] = "cut_off"
     face: str = "largest"
-    output_format: Literal["mp4"] = "mp4"
+    output_format: Literal["mp4", "mov", "mkv"] = "mp4"
+    normalise_loudness: bool = Field(False, description="EBU R128 loudness (-23 LUFS) for "
+                                     "the new sound track")
     webhook_progress: bool = Field(False, description="Also send job.progress webhooks as "
                                    "each stage ends (once each, not retried)")
     identity: str | None = Field(None, description="Restore the dubbed face with this "

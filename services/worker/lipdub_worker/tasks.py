@@ -1,8 +1,8 @@
 """Celery tasks. Run with:  celery -A lipdub_worker.tasks worker --concurrency 1
 
-A job runs as a chain of stage tasks (lipdub.stage.probe -> faces -> render -> publish; an
-identity's training is one stage), each taking the job from the database and enqueuing the
-next; the finished job's webhook is the last task (lipdub.notify). acks_late +
+A job runs as a chain of stage tasks (lipdub.stage.probe -> faces -> lip-sync -> encode ->
+publish; an identity's training is one stage), each taking the job from the database and
+enqueuing the next; the finished job's webhook is the last task (lipdub.notify). acks_late +
 reject_on_worker_lost: a stage whose worker dies is redelivered and runs again (a stage done
 is never redone; results are written under new keys)."""
 
@@ -42,7 +42,7 @@ app.conf.update(
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
     broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
-    # e.g. LIPDUB_STAGE_QUEUES='{"render": "gpu", "train": "gpu"}': GPU workers take those.
+    # e.g. LIPDUB_STAGE_QUEUES='{"lip-sync": "gpu", "train": "gpu"}': GPU workers take those.
     task_routes={f"{STAGE_PREFIX}{stage}": {"queue": queue}
                  for stage, queue in settings.stage_queues.items()},
     beat_schedule={

@@ -5,8 +5,11 @@ interrupted anywhere simply runs again:
   probe   stage the inputs in the object store (URLs fetched once), check them and the limits
   faces   the analysis pass: face track + what the engine studied -> analysis artifact
   identity  with restore "auto" only: train a restorer on this footage's own face
-  render  lip-sync, restoration, composite and encode in one streaming pass -> the result
-          (split further, each would write and re-read the whole film as frames)
+  lip-sync  the render pass: engine, restoration, composite and picture encode stream
+          together, batch by batch (as separate stages each would write and re-read the
+          whole film as raw frames) -> the dubbed render
+  encode  whole-file FFmpeg work: the picture stream-copied, the sound loudness-normalised
+          when asked, into the delivery container -> the result, under a new key
   publish the result becomes the job's; the working artifacts are removed
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 import pickle
 import shutil
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,6 +28,7 @@ from lipdub.engines.registry import build_engine
 from lipdub.faces.select import FaceSelector
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
+from lipdub.media.finish import finish
 from lipdub.media.probe import probe_audio
 from lipdub.pipeline import analyse_video, dub, render_video
 from lipdub.progress import ProgressSink
@@ -144,7 +149,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.work["restorer"] = key
         ctx.work.setdefault("owned", []).append(key)
 
-    def render(ctx: WorkContext) -> None:
+    def lip_sync(ctx: WorkContext) -> None:
         options = ctx.job.options
         video, audio = _local(ctx, ctx.work["video"]), _local(ctx, ctx.work["audio"])
         analysis = pickle.loads(_local(ctx, ctx.work["analysis"]).read_bytes())  # noqa: S301
@@ -155,13 +160,29 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         elif options.get("identity"):
             restorer = load_restorer(ctx, options["identity"], settings.device,
                                      settings.restore_batch_size)
-        output = ctx.folder / "result.mp4"
+        output = ctx.folder / "render.mp4"
         report = render_video(video, audio, output, _engine(settings, options), analysis,
                               _sync(options), ctx.progress, restorer)
+        key = _work_key(ctx, "render.mp4")
+        ctx.store.put_file(key, output)
+        ctx.work["render"], ctx.work["timings"] = key, _timings(report)
+        ctx.work.setdefault("owned", []).append(key)
+
+    def encode(ctx: WorkContext) -> None:
+        options = ctx.job.options
+        container = options.get("output_format", "mp4")
+        ctx.progress.start("encode", 1)
+        output = ctx.folder / f"result.{container}"
+        started = time.perf_counter()
+        finish(_local(ctx, ctx.work["render"]), output, container,
+               bool(options.get("normalise_loudness")))
+        ctx.work["timings"]["stages"]["finish"] = {
+            "seconds": time.perf_counter() - started, "frames": 0}
         ctx.job.stage = "upload"
-        key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, f"{new_id()}.mp4")
+        key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, f"{new_id()}.{container}")
         ctx.store.put_file(key, output)  # a new key every run: never overwritten in place
-        ctx.work["result"], ctx.work["timings"] = key, _timings(report)
+        ctx.work["result"] = key
+        ctx.progress.finish("encode")
 
     def publish(ctx: WorkContext) -> WorkResult:
         for key in ctx.work.get("owned", []):
@@ -171,7 +192,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
 
     return [Stage("probe", probe), Stage("faces", faces),
             Stage("identity", identity, applies=_restores_itself),
-            Stage("render", render), Stage("publish", publish)]
+            Stage("lip-sync", lip_sync), Stage("encode", encode), Stage("publish", publish)]
 
 
 def discard_work(store, job) -> None:  # noqa: ANN001 - ObjectStore, Job

@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 # Share of the progress bar each pipeline pass takes.
 # The share of the progress bar each pass takes, by kind of job.
 _SPANS = {
-    "dub": {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 95), "upload": (95, 99)},
+    "dub": {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 92), "encode": (92, 98),
+            "upload": (98, 99)},
     # A dub that first trains a restorer on its own footage (restore: auto).
     "dub+train": {"fetch": (0, 5), "faces": (5, 20), "crops": (20, 25), "train": (25, 55),
-                  "lip-sync": (55, 95), "upload": (95, 99)},
+                  "lip-sync": (55, 92), "encode": (92, 98), "upload": (98, 99)},
     "identity.train": {"fetch": (0, 5), "crops": (5, 20), "train": (20, 95)},
 }
 

@@ -17,6 +17,8 @@ from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
+MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska"}
+
 
 @router.post("", status_code=201)
 async def submit(body: JobCreate, state: State, tenant: Caller, response: Response,
@@ -53,8 +55,10 @@ def result(job: OwnedJob, state: State) -> Response:
         raise Problem(409, "No result yet", f"Job '{job.id}' is {job.state}.", "no_result")
     store = state.context.store
     if isinstance(store, LocalStore):
-        return FileResponse(store.local_path(job.result_key), media_type="video/mp4",
-                            filename=f"{job.id}.mp4")
+        extension = job.result_key.rsplit(".", 1)[-1]
+        return FileResponse(store.local_path(job.result_key),
+                            media_type=MEDIA_TYPES.get(extension, "application/octet-stream"),
+                            filename=f"{job.id}.{extension}")
     return RedirectResponse(store.url(job.result_key), status_code=307)
 
 
