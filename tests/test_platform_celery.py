@@ -229,8 +229,11 @@ def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
                 "filename": "reel.mp4", "size_bytes": len(clip)}).json()
             client.post(f"/v1/uploads/{direct['id']}/complete", headers=auth,
                         json={"etags": _put_parts(direct, clip)})
+            # The new voice is already in the studio's own bucket: given as an s3:// URI.
+            boto3.client("s3", endpoint_url=endpoint).upload_file(
+                str(short_voice), "films", "incoming/voice-fr.wav")
             job_id = client.post("/v1/jobs", headers=auth, json={
-                "video": direct["id"], "audio": _upload(client, auth, short_voice),
+                "video": direct["id"], "audio": "s3://films/incoming/voice-fr.wav",
                 "options": {"engine": "warp"}, "webhook_url": receiver.url}).json()["id"]
             job = _wait(client, auth, job_id, timeout=240)
             assert job["state"] == "succeeded", (job, worker.poll())

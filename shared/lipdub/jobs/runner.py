@@ -102,7 +102,10 @@ def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
         from lipdub.storage import S3Store
 
         bucket, _, key = uri.removeprefix("s3://").partition("/")
-        S3Store(bucket).get_file(key, target)
+        # The same S3 service (endpoint, credentials) as the platform's own store: MinIO
+        # deployments name their buckets there too.
+        endpoint = store.client.meta.endpoint_url if isinstance(store, S3Store) else None
+        S3Store(bucket, endpoint).get_file(key, target)
         return target
     upload = session.get(Upload, uri.removeprefix("upload:"))
     if upload is None or upload.tenant_id != tenant_id or upload.state != "ready":
