@@ -267,6 +267,8 @@ def test_url_inputs_are_fetched_and_media_limits_fail_jobs_cleanly(
         assert job["state"] == "failed" and job["error_code"] == "media_limit_exceeded"
         assert "4 s long" in job["error_message"] and "at most 2 s" in job["error_message"]
         assert client.get(f"/v1/jobs/{job['id']}/result", headers=auth).status_code == 409
+        stored = [str(p) for p in settings.storage_dir.rglob("*") if p.is_file()]
+        assert not any("/work/" in p for p in stored)  # the failed stage's copy went too
     site.server.shutdown()
 
 

@@ -179,6 +179,7 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             state = existing.state if existing is not None and existing.state.terminal else None
             return StageOutcome(state, None)
         progress = DbProgress(session, job, lease_s)
+        ctx: WorkContext | None = None
         try:
             if job.kind not in plans:
                 raise LipDubError(f"This worker cannot run '{job.kind}' jobs.",
@@ -215,6 +216,10 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             log.exception("job %s failed", job.id)
             job.error_code, job.error_message = "internal_error", repr(error)
             transition(session, job, JobState.FAILED, "internal error")
+        if ctx is not None and job.state is not JobState.SUCCEEDED:
+            # What the failed stage stored is the job's too, so it is cleaned up with it.
+            job.work = {**(job.work or {}), "owned": ctx.work.get("owned", [])}
+            session.commit()
         if on_finish is not None:
             on_finish(job)
         if notify is not None and job.webhook_url:
