@@ -68,3 +68,29 @@ def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_
         store.get_file(job.result_key, out)
         assert inspect_output(out).frames > 0
         assert not any(store.exists(k) for k in job.work["owned"])  # working copies removed
+
+
+def test_local_input_copies_of_finished_jobs_are_pruned(tmp_path: Path,
+                                                        monkeypatch) -> None:  # noqa: ANN001
+    """A worker that ran only a job's first stages still drops its copies of the inputs once
+    the job has finished elsewhere."""
+    import tempfile
+
+    from lipdub.jobs.dubbing import local_copies, prune_local_copies
+    from lipdub.jobs.service import transition
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    url, tenant_id, _ = embedded_database(tmp_path)
+    context = JobContext.from_settings(Settings(database_url=url,
+                                                storage_dir=tmp_path / "store"))
+    with context.sessions() as session:
+        ids = [create_job(session, tenant_id, JobRequest(f"s3://b/{n}.mp4", "s3://b/a.wav",
+                                                         {}))[0].id for n in range(2)]
+        finished = session.get(Job, ids[0])
+        transition(session, finished, JobState.RUNNING, "started")
+        transition(session, finished, JobState.SUCCEEDED, "done")
+    for job_id in ids:
+        local_copies(job_id).mkdir(parents=True)
+        (local_copies(job_id) / "video.mp4").write_bytes(b"x")
+    assert prune_local_copies(context.sessions) == 1
+    assert not local_copies(ids[0]).exists() and local_copies(ids[1]).exists()

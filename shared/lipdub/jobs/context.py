@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
-from lipdub.jobs.dubbing import discard_work, dub_stages
+from lipdub.jobs.dubbing import discard_work, dub_stages, prune_local_copies
 from lipdub.jobs.fetch import UrlFetcher
 from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.limits import check_media_limits
@@ -74,6 +74,7 @@ class JobContext:
                   notify: Callable[[Session, Job], object] | None = None) -> StageOutcome:
         """The job's next stage (a worker's task). `notify` replaces sending the webhook
         here and now (a worker hands it to its own task instead)."""
+        prune_local_copies(self.sessions)
         return run_stage(job_id, self.sessions, self.store, self.plans(),
                          fetch_url=self.fetch_url, notify=notify or self.notify,
                          lease_s=self.settings.job_lease_s,

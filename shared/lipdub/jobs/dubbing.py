@@ -22,8 +22,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from sqlalchemy import select
+
 from lipdub.config import Settings, get_settings
-from lipdub.db.models import Upload, new_id
+from lipdub.db.models import Job, JobState, Upload, new_id
 from lipdub.engines.registry import build_engine
 from lipdub.faces.select import FaceSelector
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
@@ -193,6 +195,21 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
     return [Stage("probe", probe), Stage("faces", faces),
             Stage("identity", identity, applies=_restores_itself),
             Stage("lip-sync", lip_sync), Stage("encode", encode), Stage("publish", publish)]
+
+
+def prune_local_copies(sessions) -> int:  # noqa: ANN001 - sessionmaker
+    """Remove this machine's copies of inputs of jobs that have finished: a worker that ran
+    only a job's first stages is not the one whose publish stage cleans up."""
+    root = local_copies("-").parent
+    folders = {p.name: p for p in root.iterdir() if p.is_dir()} if root.exists() else {}
+    if not folders:
+        return 0
+    with sessions() as session:
+        finished = list(session.scalars(select(Job.id).where(
+            Job.id.in_(folders), Job.state.in_([s for s in JobState if s.terminal]))))
+    for job_id in finished:
+        shutil.rmtree(folders[job_id], ignore_errors=True)
+    return len(finished)
 
 
 def discard_work(store, job) -> None:  # noqa: ANN001 - ObjectStore, Job
