@@ -11,16 +11,14 @@ from lipdub.jobs.service import (
     TooManyJobsError,
     create_job,
 )
-from lipdub.netguard import check_url
 from lipdub_gateway.problems import Problem
 from lipdub_gateway.schemas import JobOut
 from lipdub_gateway.state import Gateway
 
 
 def check_input(state: Gateway, uri: str, tenant: TenantRef, session) -> None:  # noqa: ANN001
-    settings = state.settings
     if uri.startswith(("https://", "http://")):
-        check_url(uri, settings.allow_http_urls, frozenset(settings.url_allow_hosts))
+        state.context.check_target(uri)
     elif not uri.startswith("s3://"):
         upload = session.get(Upload, uri.removeprefix("upload:"))
         if upload is None or upload.tenant_id != tenant.id:
@@ -39,8 +37,7 @@ def admit(state: Gateway, request: JobRequest, inputs: list[str], tenant: Tenant
         for uri in inputs:
             check_input(state, uri, tenant, session)
         if request.webhook_url:
-            check_url(request.webhook_url, settings.allow_http_urls,
-                      frozenset(settings.url_allow_hosts))
+            state.context.check_target(request.webhook_url)
         identity = request.options.get("identity")
         if request.kind == "dub" and identity:
             try:

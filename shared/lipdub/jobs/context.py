@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -46,18 +45,19 @@ class JobContext:
                                  frozenset(settings.url_allow_hosts)),
         )
 
+    def check_target(self, url: str) -> None:
+        """The SSRF guard with this platform's settings (inputs and webhooks alike)."""
+        check_url(url, self.settings.allow_http_urls, frozenset(self.settings.url_allow_hosts))
+
     def notify(self, session: Session, job: Job) -> object:
-        s = self.settings
-        return deliver(session, job, self.webhook_secret, self.http, check_target=partial(
-            check_url, allow_http=s.allow_http_urls, allow_hosts=frozenset(s.url_allow_hosts)))
+        return deliver(session, job, self.webhook_secret, self.http,
+                       check_target=self.check_target)
 
     def notify_progress(self, session: Session, job: Job, stage_done: str) -> None:
         """A stage finished: tell receivers that asked for progress (best effort)."""
         if job.webhook_url and (job.options or {}).get("webhook_progress"):
-            s = self.settings
             deliver(session, job, self.webhook_secret, self.http,
-                    check_target=partial(check_url, allow_http=s.allow_http_urls,
-                                         allow_hosts=frozenset(s.url_allow_hosts)),
+                    check_target=self.check_target,
                     message=progress_message_for(job, stage_done))
 
     def check_inputs(self, video: Path, _audio: Path) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from lipdub.errors import LipDubError
+from lipdub.inference.local import pick_device
 from lipdub.restore.adversarial import PatchDiscriminator, discriminator_loss, generator_loss
 from lipdub.restore.degrade import degrade, lower_face_mask
 from lipdub.restore.metrics import gradient_loss, region_scores, ssim_loss
@@ -68,12 +69,6 @@ def split(crops: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray]:
     frames are near duplicates and would leak."""
     n_val = max(4, int(len(crops) * fraction))
     return crops[:-n_val], crops[-n_val:]
-
-
-def _device(requested: str) -> str:
-    if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return requested
 
 
 def _to_tensor(batch: np.ndarray, device: str) -> torch.Tensor:
@@ -159,7 +154,7 @@ def train_sovqae(
 ) -> TrainResult:
     """Train (or resume from `work_dir/checkpoint.pt`) and evaluate on held-out crops."""
     work_dir.mkdir(parents=True, exist_ok=True)
-    device = _device(config.device)
+    device = pick_device(config.device)
     torch.manual_seed(config.seed)
     train_crops, val_crops = split(crops, config.validation_fraction)
     model = SOVQAE(model_config).to(device)
