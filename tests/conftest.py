@@ -12,7 +12,7 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 from lipdub.samples.speech import SpeechSpec, speech_like, write_wav  # noqa: E402
 from lipdub.samples.talking import ClipSpec, write_talking_clip  # noqa: E402
-from tests.http_helpers import Site  # noqa: E402
+from tests.http_helpers import Site, free_port  # noqa: E402
 
 SMALL = ClipSpec(width=640, height=360, face_height=150, face_centre=(0.5, 0.42))
 
@@ -77,6 +77,24 @@ def random_wav2lip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def assert_no_partial_files(folder: Path) -> None:
     leftovers = [p.name for p in folder.iterdir() if ".partial" in p.name]
     assert not leftovers, f"half-written files left behind: {leftovers}"
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3 server process on loopback (moto's), with a bucket "dubs": its endpoint."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="dubs")
+    yield endpoint
+    server.stop()
 
 
 @pytest.fixture

@@ -9,15 +9,15 @@ import httpx
 import pytest
 
 from lipdub.jobs.fetch import InputFetchError, InputTooLargeError, UrlFetcher
-from lipdub.netguard import UnsafeUrlError
+from lipdub.netguard import NetPolicy, UnsafeUrlError
 from tests.http_helpers import Site
 
 PAYLOAD = bytes(range(256)) * 400  # 100 KiB
 
 
 def fetcher(max_bytes: int = 1_000_000) -> UrlFetcher:
-    return UrlFetcher(httpx.Client(timeout=5), max_bytes, allow_http=True,
-                      allow_hosts=frozenset({"127.0.0.1"}), attempts=3, first_wait_s=0.01)
+    return UrlFetcher(NetPolicy.of(allow_http=True, allow_hosts=["127.0.0.1"]), max_bytes,
+                      httpx.Timeout(5), attempts=3, first_wait_s=0.01)
 
 
 def test_transient_failures_are_retried_then_the_file_lands(site: Site, tmp_path: Path) -> None:

@@ -21,7 +21,9 @@ from tests.test_platform_api import embedded_database
 def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_clip: Path,
                                                         short_voice: Path, site: Site) -> None:
     url, tenant_id, _ = embedded_database(tmp_path)
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", job_lease_s=1.0)
+    # Inputs are URLs the platform fetches: http to loopback is allowed here for the test.
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", job_lease_s=1.0,
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
     context = JobContext.from_settings(settings)
     store: LocalStore = context.store
     ran: list[str] = []
@@ -32,13 +34,11 @@ def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_
             ran.append(n), f(ctx))[1])
     context.plans = lambda: plans  # type: ignore[method-assign]
     with context.sessions() as session:
-        # Inputs as URLs the platform fetches (http to loopback is allowed here for the test).
         site.script["/v.mp4"] = [(200, {}, talking_clip.read_bytes())]
         site.script["/a.wav"] = [(200, {}, short_voice.read_bytes())]
         job, _ = create_job(session, tenant_id, JobRequest(
             f"{site.base}/v.mp4", f"{site.base}/a.wav", {"engine": "warp"}))
         job_id = job.id
-    context.fetch_url.allow_http, context.fetch_url.allow_hosts = True, frozenset({"127.0.0.1"})
 
     first = context.run_stage(job_id)
     assert (first.state, first.next_stage) == (JobState.RUNNING, "faces")

@@ -131,7 +131,7 @@ def test_idempotency_tenant_isolation_and_limits(platform, talking_clip: Path,
                 {"video": video, "audio": audio, "webhook_url": "https://10.0.0.8/hook"},
                 {"video": "http://example.com/x.mp4", "audio": audio}):
         r = client.post("/v1/jobs", headers=a, json=bad)
-        assert r.status_code == 400, (bad, r.text)
+        assert r.status_code == 422, (bad, r.text)
     # Oversize upload: refused, and nothing is stored.
     store = settings.storage_dir
     before = sorted(p for p in store.rglob("*") if p.is_file())
@@ -224,7 +224,8 @@ def test_webhook_signature_helper_rejects_tampering() -> None:
 
 def test_jobs_in_flight_beyond_the_limit_get_429(tmp_path: Path) -> None:
     url, _, key = embedded_database(tmp_path)
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", max_jobs_in_flight=2)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", max_jobs_in_flight=2,
+                        s3_input_grants={"studio": ["footage"]})
     auth = {"Authorization": f"Bearer {key}"}
     body = {"video": "s3://footage/a.mp4", "audio": "s3://footage/a.wav"}
     with TestClient(create_app(settings, run_jobs=False)) as client:  # jobs stay queued
@@ -308,7 +309,7 @@ def test_readyz_reports_an_unreachable_broker(tmp_path: Path) -> None:
             r = client.get("/readyz")
             assert r.status_code == status, r.text
             if status == 503:
-                assert "broker unreachable" in r.json()["detail"]
+                assert "broker unavailable" in r.json()["detail"]
 
 
 def test_identities_train_list_use_and_delete(platform, talking_clip: Path,

@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from lipdub.config import Settings
 from lipdub_gateway.app import create_app
+from tests.http_helpers import free_port
 from tests.media_helpers import inspect_output
 from tests.test_platform_api import _upload, _wait, embedded_database
 
@@ -115,14 +116,6 @@ def test_worker_killed_mid_job_completes_once_after_restart(
     receiver.server.shutdown()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _redis_server(port: int, folder: Path) -> subprocess.Popen:
     """Our own Redis server process (keeping nothing on disk), so we may restart it."""
     process = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1",
@@ -140,7 +133,7 @@ def _redis_server(port: int, folder: Path) -> subprocess.Popen:
 
 def test_redis_restart_with_queued_jobs_loses_none(tmp_path: Path, talking_clip: Path,
                                                    short_voice: Path) -> None:
-    port = _free_port()
+    port = free_port()
     broker = f"redis://127.0.0.1:{port}/0"
     server = _redis_server(port, tmp_path)
     url, _, key = embedded_database(tmp_path)
@@ -196,7 +189,7 @@ def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
 
     broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
-    s3_port = _free_port()
+    s3_port = free_port()
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port)
     s3.start()
     endpoint = f"http://127.0.0.1:{s3_port}"
@@ -212,7 +205,8 @@ def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
     receiver = _Receiver(SECRET)
     common = {"database_url": url, "broker_url": broker, "executor": "celery",
               "s3_bucket": "films", "s3_endpoint_url": endpoint, "webhook_secret": SECRET,
-              "allow_http_urls": True, "url_allow_hosts": ["127.0.0.1"]}
+              "allow_http_urls": True, "url_allow_hosts": ["127.0.0.1"],
+              "s3_input_grants": {"studio": ["films/incoming"]}}
     env = {**os.environ, **{f"LIPDUB_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
                             for k, v in common.items()}}
     worker = subprocess.Popen(
@@ -229,7 +223,7 @@ def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
                 "filename": "reel.mp4", "size_bytes": len(clip)}).json()
             client.post(f"/v1/uploads/{direct['id']}/complete", headers=auth,
                         json={"etags": _put_parts(direct, clip)})
-            # The new voice is already in the studio's own bucket: given as an s3:// URI.
+            # The new voice is already in S3, where the operator granted the studio a prefix.
             boto3.client("s3", endpoint_url=endpoint).upload_file(
                 str(short_voice), "films", "incoming/voice-fr.wav")
             job_id = client.post("/v1/jobs", headers=auth, json={

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,16 +14,11 @@ from pathlib import Path
 
 import httpx
 
+from tests.http_helpers import free_port
 from tests.media_helpers import inspect_output
 from tests.test_platform_api import _Receiver
 
 LIPDUB = [sys.executable, "-m", "lipdub.cli"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_lipdub_serve_end_to_end(tmp_path: Path, talking_clip: Path,
@@ -39,7 +33,7 @@ def test_lipdub_serve_end_to_end(tmp_path: Path, talking_clip: Path,
                            capture_output=True, text=True).stdout.strip()
             for name in ("studio", "other")]
     assert all(k.startswith("ldk_") for k in keys)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([*LIPDUB, "serve", "--port", str(port)], env=env,
                               start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True)

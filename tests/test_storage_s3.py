@@ -4,15 +4,12 @@ loopback; the compose file uses MinIO): the store itself, and a whole job stored
 from __future__ import annotations
 
 import io
-import socket
 from pathlib import Path
 
 import boto3
 import httpx
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
-from moto.server import ThreadedMotoServer
 
 from lipdub.config import Settings
 from lipdub.db.session import session_factory
@@ -21,26 +18,6 @@ from lipdub.storage import S3Store
 from lipdub_gateway.app import create_app
 from tests.media_helpers import inspect_output
 from tests.test_platform_api import _upload, _wait, embedded_database
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def s3(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="dubs")
-    yield endpoint
-    server.stop()
 
 
 def test_s3_store_round_trip(s3: str, tmp_path: Path) -> None:

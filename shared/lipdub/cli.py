@@ -12,14 +12,17 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lipdub.cli_admin import db_app, keys_app
 from lipdub.config import get_settings
 from lipdub.errors import LipDubError
 from lipdub.sync import SyncMode
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="LipDub: re-sync the lips in footage to a new audio track.")
-console = Console(stderr=True)
-out = Console()
+# soft_wrap: a message is never hard-wrapped at 80 columns when stderr is not a terminal
+# (logs, CI), where a long path would split its words.
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 class RichProgress:
@@ -290,33 +293,8 @@ def identity_delete(name: Annotated[str, typer.Argument()]) -> None:
     out.print(f"deleted {name}")
 
 
-keys_app = typer.Typer(no_args_is_help=True, help="API keys for the REST gateway.")
 app.add_typer(keys_app, name="keys")
-db_app = typer.Typer(no_args_is_help=True, help="The job database.")
 app.add_typer(db_app, name="db")
-
-
-@keys_app.command("create")
-def keys_create(tenant: Annotated[str, typer.Argument(help="Tenant name (created if new).")],
-                ) -> None:
-    """Create an API key for TENANT and print it (it is shown only this once)."""
-    from lipdub.db.session import session_factory, upgrade
-    from lipdub.jobs.keys import create_key
-
-    url = get_settings().database_url
-    upgrade(url)
-    with session_factory(url)() as session:
-        _, key = create_key(session, tenant)
-    out.print(key)
-
-
-@db_app.command("upgrade")
-def db_upgrade() -> None:
-    """Apply database migrations (the gateway also does this on start)."""
-    from lipdub.db.session import upgrade
-
-    upgrade(get_settings().database_url)
-    out.print("database is up to date")
 
 
 @app.command()

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     storage_dir: Path = Path.home() / ".lipdub" / "storage"
     s3_bucket: str | None = None  # set to store objects in S3 (or MinIO) instead
     s3_endpoint_url: str | None = None
+    # s3:// inputs: a tenant may name objects under its own prefix in the platform's bucket,
+    # and those in buckets granted here: tenant name or id -> ["bucket", "bucket/prefix"].
+    s3_input_grants: dict[str, list[str]] = {}
     executor: str = "inprocess"  # or "celery" (needs broker_url)
     broker_url: str = "redis://127.0.0.1:6379/0"
     # A job taken by a worker that dies is handed out again after this long (Redis broker).
@@ -40,7 +43,8 @@ class Settings(BaseSettings):
     # The recovery sweep re-enqueues jobs queued this long without starting (lost messages,
     # e.g. a broker restart) and running jobs whose lease ran out.
     requeue_after_s: float = 300.0
-    sweep_interval_s: float = 60.0
+    # How often the maintenance chores run (webhook retries, clean-ups, the sweep above).
+    sweep_interval_s: float = 15.0
     # Celery queue per job stage (default: all on "celery"), e.g. {"lip-sync": "gpu"}.
     stage_queues: dict[str, str] = {}
     max_upload_bytes: int = 8 * 1024**3
@@ -51,8 +55,11 @@ class Settings(BaseSettings):
     max_input_height: int = 2160
     # A verified API key is remembered this long (a revoked key stops working within it).
     auth_cache_s: float = 30.0
+    # The SSRF guard for URL inputs and webhooks: https to public addresses only, unless the
+    # operator allows http, names hosts to trust, or networks (CIDR) to reach.
     allow_http_urls: bool = False
     url_allow_hosts: list[str] = []
+    url_allow_networks: list[str] = []
     webhook_secret: str | None = None  # default: generated once into ~/.lipdub/webhook_secret
 
 

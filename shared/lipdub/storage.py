@@ -3,11 +3,66 @@ Keys are laid out per tenant; results are never overwritten in place."""
 
 from __future__ import annotations
 
+import errno
+import functools
+import io
 import os
 import shutil
 import tempfile
+import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol, TypeVar
+
+from lipdub.errors import LipDubError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StoreUnavailableError(LipDubError):
+    """The object store cannot take or give objects right now (full, read-only, down, or
+    answering 5xx): worth retrying later, unlike a missing object."""
+
+    code = "storage_unavailable"
+
+
+# Local-folder faults that pass once an operator frees space or fixes permissions.
+_TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM,
+                     errno.EIO}
+
+
+def _local_faults(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except OSError as exc:
+            if exc.errno in _TRANSIENT_ERRNOS:
+                raise StoreUnavailableError(f"The storage folder is unavailable: "
+                                            f"{exc.strerror}.", "Try again later.") from exc
+            raise
+    return wrapper  # type: ignore[return-value]
+
+
+def _s3_faults(method: F) -> F:
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from boto3.exceptions import S3UploadFailedError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return method(*args, **kwargs)
+        except ClientError as exc:
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+            if status >= 500 or exc.response.get("Error", {}).get("Code") in (
+                    "SlowDown", "ServiceUnavailable", "InternalError", "RequestTimeout"):
+                raise StoreUnavailableError(f"The object store answered HTTP {status}.",
+                                            "Try again later.") from exc
+            raise
+        except (BotoCoreError, S3UploadFailedError) as exc:  # unreachable, timed out, reset
+            raise StoreUnavailableError(f"The object store is unreachable: "
+                                        f"{type(exc).__name__}.", "Try again later.") from exc
+    return wrapper  # type: ignore[return-value]
 
 
 class ObjectStore(Protocol):
@@ -31,6 +86,7 @@ class LocalStore:
             raise ValueError(f"storage key escapes the store: {key!r}")
         return path
 
+    @_local_faults
     def put_stream(self, key: str, stream: BinaryIO) -> int:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,16 +101,19 @@ class LocalStore:
             raise
         return size
 
+    @_local_faults
     def put_file(self, key: str, path: Path) -> None:
         with path.open("rb") as f:
             self.put_stream(key, f)
 
+    @_local_faults
     def get_file(self, key: str, path: Path) -> None:
         shutil.copyfile(self._path(key), path)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
 
+    @_local_faults
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
@@ -65,8 +124,7 @@ class LocalStore:
         return self._path(key)
 
     def ping(self) -> None:
-        if not os.access(self.root, os.W_OK):
-            raise OSError(f"storage folder {self.root} is not writable")
+        write_probe(self)
 
 
 class S3Store:
@@ -77,18 +135,22 @@ class S3Store:
         self.bucket = bucket
         self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
 
+    @_s3_faults
     def put_stream(self, key: str, stream: BinaryIO) -> int:
         # upload_fileobj streams in parts; the object appears only when complete.
         counter = _CountingReader(stream)
         self.client.upload_fileobj(counter, self.bucket, key)
         return counter.count
 
+    @_s3_faults
     def put_file(self, key: str, path: Path) -> None:
         self.client.upload_file(str(path), self.bucket, key)
 
+    @_s3_faults
     def get_file(self, key: str, path: Path) -> None:
         self.client.download_file(self.bucket, key, str(path))
 
+    @_s3_faults
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -100,6 +162,7 @@ class S3Store:
             raise
         return True
 
+    @_s3_faults
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
@@ -108,10 +171,11 @@ class S3Store:
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s)
 
     def ping(self) -> None:
-        self.client.head_bucket(Bucket=self.bucket)
+        write_probe(self)
 
     # Direct uploads: the client PUTs parts straight to S3 on presigned URLs, so film-sized
     # files never pass through the gateway.
+    @_s3_faults
     def start_multipart(self, key: str) -> str:
         return self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
@@ -121,6 +185,7 @@ class S3Store:
                                    "PartNumber": n}, ExpiresIn=expires_s)
             for n in range(1, parts + 1)]
 
+    @_s3_faults
     def complete_multipart(self, key: str, upload_id: str, etags: list[str]) -> int:
         """Assemble the parts (in order) and return the object's size."""
         self.client.complete_multipart_upload(
@@ -129,6 +194,7 @@ class S3Store:
                                        for n, etag in enumerate(etags, start=1)]})
         return self.client.head_object(Bucket=self.bucket, Key=key)["ContentLength"]
 
+    @_s3_faults
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
 
@@ -142,6 +208,14 @@ class _CountingReader:
         chunk = self._stream.read(size)
         self.count += len(chunk)
         return chunk
+
+
+def write_probe(store: ObjectStore) -> None:
+    """Readiness means taking writes: a tiny object stored and removed (a full or read-only
+    store fails here, where a listing or a permission check would still pass)."""
+    key = f"_readiness/{uuid.uuid4().hex}"
+    store.put_stream(key, io.BytesIO(b"ok"))
+    store.delete(key)
 
 
 def tenant_key(tenant_id: str, *parts: str) -> str:

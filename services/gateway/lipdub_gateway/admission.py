@@ -2,8 +2,8 @@
 the job recorded (idempotently, within the tenant's limit) and enqueued. All of it blocking
 work, done in one worker-thread hop."""
 
-from lipdub.db.models import Upload
 from lipdub.jobs.identities import IdentityNotFoundError, get_identity
+from lipdub.jobs.inputs import InputNotAvailableError, UploadNotReadyError
 from lipdub.jobs.keys import TenantRef
 from lipdub.jobs.service import (
     IdempotencyConflictError,
@@ -16,26 +16,16 @@ from lipdub_gateway.schemas import JobOut
 from lipdub_gateway.state import Gateway
 
 
-def check_input(state: Gateway, uri: str, tenant: TenantRef, session) -> None:  # noqa: ANN001
-    if uri.startswith(("https://", "http://")):
-        state.context.check_target(uri)
-    elif not uri.startswith("s3://"):
-        upload = session.get(Upload, uri.removeprefix("upload:"))
-        if upload is None or upload.tenant_id != tenant.id:
-            raise Problem(422, "Unknown input", f"Upload '{uri}' does not exist.",
-                          "unknown_upload")
-        if upload.state != "ready":
-            raise Problem(422, "Upload not complete", f"Upload '{uri}' is still in "
-                          "progress; complete it first.", "upload_not_complete")
-
-
 def admit(state: Gateway, request: JobRequest, inputs: list[str], tenant: TenantRef,
           idempotency_key: str | None) -> tuple[JobOut, bool]:
     """(the job, whether it is new)."""
     settings = state.settings
     with state.context.sessions() as session:
         for uri in inputs:
-            check_input(state, uri, tenant, session)
+            try:
+                state.context.inputs.check(uri, tenant.id, session, state.context.check_target)
+            except (InputNotAvailableError, UploadNotReadyError) as exc:
+                raise Problem(422, "Input not available", str(exc), exc.code) from exc
         if request.webhook_url:
             state.context.check_target(request.webhook_url)
         identity = request.options.get("identity")

@@ -7,15 +7,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 
 from lipdub.config import Settings, get_settings
 from lipdub.db.session import upgrade
-from lipdub.errors import LipDubError
 from lipdub_gateway.body_limit import BodyLimit
+from lipdub_gateway.errors import install_error_handlers
 from lipdub_gateway.metrics import RequestTimer
-from lipdub_gateway.problems import Problem, problem_handler
 from lipdub_gateway.routes import health, identities, jobs, uploads
 from lipdub_gateway.routes.uploads import FORM_OVERHEAD_BYTES
 from lipdub_gateway.state import Gateway
@@ -39,11 +37,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
 
     app = FastAPI(title="LipDub", version="1", lifespan=lifespan)
     app.state.gateway = state
-    app.add_exception_handler(Problem, problem_handler)
-
-    @app.exception_handler(LipDubError)
-    async def bad_input(request: Request, exc: LipDubError) -> JSONResponse:
-        return await problem_handler(request, Problem(400, "Bad request", str(exc), exc.code))
+    install_error_handlers(app)
 
     def body_limit(scope: dict) -> int | None:
         if scope["method"] not in ("POST", "PUT", "PATCH"):

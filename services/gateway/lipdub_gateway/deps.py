@@ -53,6 +53,9 @@ async def caller(state: State, authorization: Annotated[str | None, Header()] = 
 
 Caller = Annotated[TenantRef, Depends(caller)]
 
+# The column holds 255 characters; a longer key is refused (422), not truncated.
+IdempotencyKey = Annotated[str | None, Header(max_length=255)]
+
 
 def owned_job(job_id: str, session: Db, tenant: Caller) -> Job:
     """The caller's job; another tenant's job does not exist for them (404, not 403)."""

@@ -2,19 +2,61 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Literal
+from enum import StrEnum
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, model_validator
 
 from lipdub.db.models import Identity, Job, JobState
+from lipdub.engines.registry import ENGINE_NAMES
+from lipdub.media.finish import CONTAINERS
+from lipdub.sync import SyncMode
+
+# Engines by the core's names (adding one to the registry adds it here).
+EngineName = StrEnum("EngineName", {name.upper(): name for name in ENGINE_NAMES})
+OutputFormat = StrEnum("OutputFormat", {name.upper(): name for name in CONTAINERS})
+
+MAX_URI_CHARS = 4096
+METADATA_MAX_DEPTH = 8
+METADATA_MAX_BYTES = 16 * 1024
+
+
+def _bounded_metadata(value: dict) -> dict:
+    """Metadata is the caller's own, echoed back and sent with webhooks: kept small and
+    shallow so that storing and serialising it can never fail later."""
+    level, depth = [value], 1
+    while level:
+        children = [v for item in level
+                    for v in (item.values() if isinstance(item, dict) else item)
+                    if isinstance(v, dict | list)]
+        if children:
+            depth += 1
+            if depth > METADATA_MAX_DEPTH:
+                raise ValueError(f"metadata nests deeper than {METADATA_MAX_DEPTH} levels")
+        level = children
+    if len(json.dumps(value)) > METADATA_MAX_BYTES:
+        raise ValueError(f"metadata is larger than {METADATA_MAX_BYTES} bytes as JSON")
+    return value
+
+
+Metadata = Annotated[dict, AfterValidator(_bounded_metadata),
+                     Field(description=f"Yours, echoed back (at most {METADATA_MAX_DEPTH} "
+                           f"levels deep, {METADATA_MAX_BYTES} bytes as JSON)")]
+InputUri = Annotated[str, Field(min_length=1, max_length=MAX_URI_CHARS,
+                                description="An upload id, s3://bucket/key or https:// URL")]
+WebhookUrl = Annotated[str | None, Field(max_length=MAX_URI_CHARS)]
 
 
 class JobOptions(BaseModel):
-    engine: Literal["auto", "wav2lip", "warp"] = "auto"
-    sync_mode: Literal["cut_off", "loop", "bounce", "silence"] = "cut_off"
-    face: str = "largest"
-    output_format: Literal["mp4", "mov", "mkv"] = "mp4"
+    engine: EngineName = EngineName.AUTO
+    sync_mode: SyncMode = SyncMode.CUT_OFF
+    face: str = Field("largest", max_length=64,
+                      pattern=r"^(largest|center|\d{1,3}|\d+(\.\d+)?(,\d+(\.\d+)?){3})$",
+                      description="largest, center, a face index from the left (0, 1, ...) "
+                      "or a box x,y,w,h in pixels")
+    output_format: OutputFormat = OutputFormat.MP4
     normalise_loudness: bool = Field(False, description="EBU R128 loudness (-23 LUFS) for "
                                      "the new sound track")
     webhook_progress: bool = Field(False, description="Also send job.progress webhooks as "
@@ -32,11 +74,11 @@ class JobOptions(BaseModel):
 
 
 class JobCreate(BaseModel):
-    video: str = Field(description="An upload id, s3://bucket/key or https:// URL")
-    audio: str = Field(description="An upload id, s3://bucket/key or https:// URL")
+    video: InputUri
+    audio: InputUri
     options: JobOptions = JobOptions()
-    webhook_url: str | None = None
-    metadata: dict = Field(default_factory=dict)
+    webhook_url: WebhookUrl = None
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class JobEventOut(BaseModel):
@@ -86,7 +128,7 @@ class UploadOut(BaseModel):
 
 class DirectUploadCreate(BaseModel):
     filename: str = Field(min_length=1, max_length=255)
-    size_bytes: int = Field(gt=0, description="The file's exact size")
+    size_bytes: int = Field(gt=0, le=2**63 - 1, description="The file's exact size")
 
 
 class DirectUploadOut(BaseModel):
@@ -97,7 +139,8 @@ class DirectUploadOut(BaseModel):
 
 
 class DirectUploadComplete(BaseModel):
-    etags: list[str] = Field(min_length=1, description="Each part's ETag, in part order")
+    etags: list[Annotated[str, Field(max_length=256)]] = Field(
+        min_length=1, max_length=10_000, description="Each part's ETag, in part order")
 
 
 class DeliveryOut(BaseModel):
@@ -112,12 +155,13 @@ class DeliveryOut(BaseModel):
 
 class IdentityCreate(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-    videos: list[str] = Field(min_length=1, max_length=20,
-                              description="Footage of the person: upload ids, s3:// or https://")
+    videos: list[InputUri] = Field(min_length=1, max_length=20,
+                                   description="Footage of the person: upload ids, s3:// or "
+                                   "https://")
     search: bool = Field(False, description="Try a few latent/codebook settings, keep the best")
     steps: int | None = Field(None, ge=10, le=200_000, description="Training steps per setting")
-    webhook_url: str | None = None
-    metadata: dict = Field(default_factory=dict)
+    webhook_url: WebhookUrl = None
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class IdentityOut(BaseModel):

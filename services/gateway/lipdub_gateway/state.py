@@ -41,7 +41,8 @@ class Gateway:
             from celery import Celery
 
             queue = Celery("lipdub", broker=settings.broker_url)
-        executor = (InProcessExecutor(context.sessions, context.run)
+        executor = (InProcessExecutor(context.sessions, context.run, context.maintain,
+                                      context.give_up, settings.sweep_interval_s)
                     if run_jobs and settings.executor == "inprocess" else None)
         return cls(settings, context, executor, queue,
                    TTLCache(maxsize=10_000, ttl=settings.auth_cache_s))

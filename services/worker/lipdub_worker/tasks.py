@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cache
 
 import httpx
-from celery import Celery
+from celery import Celery, Task
 from sqlalchemy.exc import OperationalError
 
 from lipdub.config import get_settings
@@ -19,15 +19,15 @@ from lipdub.db.models import Job
 from lipdub.db.session import upgrade
 from lipdub.jobs.context import JobContext
 from lipdub.jobs.dubbing import dub_stages
+from lipdub.jobs.faults import RETRY_ATTEMPTS, TransientFault, retry_delay_s
 from lipdub.jobs.identities import identity_training_stages
-from lipdub.jobs.notify import delivered, due_deliveries
-from lipdub.jobs.service import stale_jobs
+from lipdub.jobs.notify import delivered
+from lipdub.scratch import remove_dead_scratch
 
 RUN_JOB = "lipdub.run_job"
 NOTIFY = "lipdub.notify"
 STAGE_PREFIX = "lipdub.stage."
-REDELIVER = "lipdub.redeliver_webhooks"
-SWEEP = "lipdub.requeue_stale_jobs"
+MAINTAIN = "lipdub.maintain"
 
 settings = get_settings()
 # Every stage of every kind of job (a task each, so each can be routed to its own queue).
@@ -45,24 +45,34 @@ app.conf.update(
     # e.g. LIPDUB_STAGE_QUEUES='{"lip-sync": "gpu", "train": "gpu"}': GPU workers take those.
     task_routes={f"{STAGE_PREFIX}{stage}": {"queue": queue}
                  for stage, queue in settings.stage_queues.items()},
-    beat_schedule={
-        "webhook-retries": {"task": REDELIVER, "schedule": 60.0},
-        "requeue-stale-jobs": {"task": SWEEP, "schedule": settings.sweep_interval_s},
-    },
+    beat_schedule={"maintenance": {"task": MAINTAIN, "schedule": settings.sweep_interval_s}},
 )
 
 
 @cache
 def _context() -> JobContext:
     upgrade(settings.database_url)
+    remove_dead_scratch()  # what killed workers on this machine left behind
     return JobContext.from_settings(settings)
 
 
-def _advance(job_id: str) -> str:
+def _send_notify(_session: object, job: Job) -> None:
+    app.send_task(NOTIFY, args=[job.id])
+
+
+def _advance(task: Task, job_id: str) -> str:
     """Run the job's next stage; enqueue the stage after it (as its own task, so another
-    worker, or another queue, may take it)."""
-    outcome = _context().run_stage(
-        job_id, notify=lambda _session, job: app.send_task(NOTIFY, args=[job.id]))
+    worker, or another queue, may take it). A passing fault retries this task with backoff;
+    after the last try the job fails with the fault's code."""
+    try:
+        outcome = _context().run_stage(job_id, notify=_send_notify)
+    except TransientFault as fault:
+        attempt = task.request.retries + 1
+        if attempt >= RETRY_ATTEMPTS:
+            _context().give_up(job_id, fault, notify=_send_notify)
+            return f"failed: {fault.code}"
+        raise task.retry(countdown=retry_delay_s(attempt), max_retries=RETRY_ATTEMPTS,
+                         exc=fault) from fault
     if outcome.next_stage is not None:
         app.send_task(f"{STAGE_PREFIX}{outcome.next_stage}", args=[job_id])
         return f"next: {outcome.next_stage}"
@@ -76,16 +86,16 @@ _RETRY = {"autoretry_for": (OperationalError, httpx.TransportError), "retry_back
           "retry_backoff_max": 600, "max_retries": 8}
 
 
-@app.task(name=RUN_JOB, **_RETRY)
-def run_job_task(job_id: str) -> str:
+@app.task(name=RUN_JOB, bind=True, **_RETRY)
+def run_job_task(self: Task, job_id: str) -> str:
     """Start (or resume) a job: runs whichever stage is next."""
-    return _advance(job_id)
+    return _advance(self, job_id)
 
 
 def _stage_task(stage: str) -> None:
-    @app.task(name=f"{STAGE_PREFIX}{stage}", **_RETRY)
-    def task(job_id: str) -> str:
-        return _advance(job_id)
+    @app.task(name=f"{STAGE_PREFIX}{stage}", bind=True, **_RETRY)
+    def task(self: Task, job_id: str) -> str:
+        return _advance(self, job_id)
 
 
 for _stage in STAGES:
@@ -106,22 +116,12 @@ def notify_task(job_id: str) -> str:
         return f"attempt: {context.notify(session, job).status_code}"
 
 
-@app.task(name=SWEEP)
-def requeue_stale_jobs() -> int:
-    """Jobs are never lost with their queue message: the database is the record, and jobs
-    that should be moving but are not get enqueued again (claiming makes that safe)."""
-    with _context().sessions() as session:
-        stale = stale_jobs(session, settings.requeue_after_s)
+@app.task(name=MAINTAIN)
+def maintain() -> int:
+    """The periodic chores (webhook retries, clean-ups, the recovery sweep): jobs are never
+    lost with their queue message, since the database is the record, and jobs that should
+    be moving but are not get enqueued again (claiming makes that safe)."""
+    stale = _context().maintain()
     for job_id in stale:
         run_job_task.delay(job_id)
     return len(stale)
-
-
-@app.task(name=REDELIVER)
-def redeliver_webhooks() -> int:
-    context = _context()
-    with context.sessions() as session:
-        jobs = due_deliveries(session)
-        for job in jobs:
-            context.notify(session, job)
-    return len(jobs)

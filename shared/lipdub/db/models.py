@@ -15,9 +15,13 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
+    false,
+    insert,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -28,6 +32,19 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware UTC datetime on every backend: SQLite stores no zone and gives back
+    naive datetimes, which would reach API answers without one."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, _dialect) -> datetime | None:  # noqa: ANN001
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -50,7 +67,7 @@ class Tenant(Base):
     __tablename__ = "tenants"
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     name: Mapped[str] = mapped_column(String(128), unique=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ApiKey(Base):
@@ -61,8 +78,8 @@ class ApiKey(Base):
     # Only a hash is stored; the key itself is shown once, when it is created.
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     prefix: Mapped[str] = mapped_column(String(16))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Upload(Base):
@@ -77,7 +94,7 @@ class Upload(Base):
     # ready uploads can be job inputs.
     state: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
     multipart_id: Mapped[str | None] = mapped_column(Text)  # the S3 upload id while pending
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class Job(Base):
@@ -108,13 +125,17 @@ class Job(Base):
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # A worker holds a running job only while its lease is fresh (renewed as it progresses);
     # a job whose worker died can be claimed again once the lease has run out.
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     # The job's stages done so far and their artifacts (object-store keys): a stage that is
     # done is never run again, so a job interrupted anywhere resumes where it stopped.
     work: Mapped[dict | None] = mapped_column(JSON, default=dict)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    # A finished job whose working artifacts the store would not delete yet (full, down):
+    # the maintenance sweep tries again.
+    cleanup_pending: Mapped[bool] = mapped_column(default=False, server_default=false(),
+                                                  index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  index=True)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
     events: Mapped[list[JobEvent]] = relationship(back_populates="job",
                                                   order_by="JobEvent.id",
@@ -130,7 +151,7 @@ class JobEvent(Base):
     state: Mapped[JobState] = mapped_column(Enum(JobState, native_enum=False, length=16))
     stage: Mapped[str | None] = mapped_column(String(32))
     message: Mapped[str | None] = mapped_column(Text)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     job: Mapped[Job] = relationship(back_populates="events")
 
 
@@ -146,8 +167,8 @@ class Identity(Base):
     storage_key: Mapped[str | None] = mapped_column(String(512))
     # The latest version's training record: config, evaluation, search table.
     info: Mapped[dict | None] = mapped_column(JSON)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
 
 
@@ -162,5 +183,20 @@ class WebhookDelivery(Base):
     attempt: Mapped[int] = mapped_column(Integer)
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
-    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class ReadinessProbe(Base):
+    """Never holds a row: readiness inserts one large enough to need new pages and rolls it
+    back, so a database that cannot take writes (disk full, read-only) reports not ready."""
+
+    __tablename__ = "readiness_probes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+def check_writable(session) -> None:  # noqa: ANN001 - Session
+    """Raises the database's own error when it cannot take a write now."""
+    session.execute(insert(ReadinessProbe).values(payload=bytes(16 * 1024)))
+    session.rollback()

@@ -37,6 +37,16 @@ class FaceSelector:
             "Use largest, center, a face index from the left (0, 1, ...), or x,y,w,h in pixels.",
         )
 
+    def matched_nothing(self, most_faces: int) -> BadOptionError:
+        """Faces were found, but never the one asked for: say so rather than dub nothing."""
+        if self.mode == "index":
+            return BadOptionError(
+                f"Face {self.index} was asked for, but no frame shows more than {most_faces} "
+                f"face{'s' if most_faces > 1 else ''} (faces are counted from 0, left to "
+                "right).", f"Give a face index below {most_faces}, or largest / center.")
+        return BadOptionError("No face overlaps the face box given.",
+                              "Give x,y,w,h in pixels around the face to dub, or largest.")
+
     def choose(self, detections: list[Detection], frame_size: tuple[int, int]) -> Detection | None:
         if not detections:
             return None

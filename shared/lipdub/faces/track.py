@@ -95,6 +95,7 @@ def analyse_faces(
     shot = -1
     last_hit = -1
     size = (0, 0)
+    most_faces = 0  # the most faces seen in one frame: to explain a selector that chose none
     try:
         for i, rgb in enumerate(frames):
             if i >= frame_count:
@@ -109,6 +110,7 @@ def analyse_faces(
             tracked = flow.step(rgb, current) if current is not None and not new_shot else None
             if new_shot or current is None or i - last_detect >= detect_every or tracked is None:
                 detections = detector.detect(rgb)
+                most_faces = max(most_faces, len(detections))
                 last_detect = i
                 previous = tracked if tracked is not None else current
                 current = _redetect(detections, previous, selector, size, fresh=current is None)
@@ -126,6 +128,8 @@ def analyse_faces(
                 on_frame(i, rgb, current)
     finally:
         detector.close()
+    if most_faces and np.isnan(boxes).all() and selector.mode in ("index", "box"):
+        raise selector.matched_nothing(most_faces)
     track = FaceTrack(boxes=boxes, shot=shots, frame_size=size)
     smooth_boxes(track)
     return track

@@ -3,6 +3,7 @@ in-process executor and the Celery worker so that both run jobs exactly alike.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
-from lipdub.jobs.dubbing import discard_work, dub_stages, prune_local_copies
+from lipdub.jobs.dubbing import collect_garbage, discard_work, dub_stages, prune_local_copies
+from lipdub.jobs.faults import TransientFault
 from lipdub.jobs.fetch import UrlFetcher
 from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
+from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.limits import check_media_limits
-from lipdub.jobs.notify import deliver, progress_message_for, webhook_secret
-from lipdub.jobs.runner import Stage, StageOutcome, run_stage
-from lipdub.netguard import check_url
+from lipdub.jobs.notify import deliver, due_deliveries, progress_message_for, webhook_secret
+from lipdub.jobs.runner import Stage, StageOutcome, finish_job, run_stage
+from lipdub.jobs.service import stale_jobs, transition
+from lipdub.netguard import NetPolicy
+from lipdub.scratch import remove_dead_scratch
 from lipdub.storage import ObjectStore, store_from_settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,25 +36,30 @@ class JobContext:
     sessions: sessionmaker[Session]
     store: ObjectStore
     webhook_secret: str
-    http: httpx.Client
-    fetch_url: UrlFetcher
+    net: NetPolicy
+    inputs: InputAccess
+    http: httpx.Client  # SSRF-guarded: webhooks
+    fetch_url: UrlFetcher  # SSRF-guarded: URL inputs
 
     @classmethod
     def from_settings(cls, settings: Settings) -> JobContext:
-        http = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0))
+        net = NetPolicy.of(settings.allow_http_urls, settings.url_allow_hosts,
+                           settings.url_allow_networks)
         return cls(
             settings=settings,
             sessions=session_factory(settings.database_url),
             store=store_from_settings(settings),
             webhook_secret=webhook_secret(settings.webhook_secret, settings.storage_dir.parent),
-            http=http,
-            fetch_url=UrlFetcher(http, settings.max_upload_bytes, settings.allow_http_urls,
-                                 frozenset(settings.url_allow_hosts)),
+            net=net,
+            inputs=InputAccess(settings.s3_bucket, settings.s3_input_grants),
+            http=net.client(httpx.Timeout(30.0, connect=10.0)),
+            fetch_url=UrlFetcher(net, settings.max_upload_bytes),
         )
 
     def check_target(self, url: str) -> None:
-        """The SSRF guard with this platform's settings (inputs and webhooks alike)."""
-        check_url(url, self.settings.allow_http_urls, frozenset(self.settings.url_allow_hosts))
+        """The early SSRF check with this platform's settings (inputs and webhooks alike);
+        the guarded clients check again at connect time."""
+        self.net.check_url(url)
 
     def notify(self, session: Session, job: Job) -> object:
         return deliver(session, job, self.webhook_secret, self.http,
@@ -71,20 +83,78 @@ class JobContext:
                                                      s.device)}
 
     def run_stage(self, job_id: str,
-                  notify: Callable[[Session, Job], object] | None = None) -> StageOutcome:
+                  notify: Callable[[Session, Job], object] | None = None,
+                  should_stop: Callable[[], bool] | None = None) -> StageOutcome:
         """The job's next stage (a worker's task). `notify` replaces sending the webhook
         here and now (a worker hands it to its own task instead)."""
         prune_local_copies(self.sessions)
         return run_stage(job_id, self.sessions, self.store, self.plans(),
-                         fetch_url=self.fetch_url, notify=notify or self.notify,
-                         lease_s=self.settings.job_lease_s,
-                         on_finish=lambda job: discard_work(self.store, job)
-                         if job.state is not JobState.SUCCEEDED else None,
-                         on_stage_done=self.notify_progress)
+                         inputs=self.inputs, fetch_url=self.fetch_url,
+                         notify=notify or self.notify, lease_s=self.settings.job_lease_s,
+                         on_finish=self._on_finish, on_stage_done=self.notify_progress,
+                         should_stop=should_stop)
 
-    def run(self, job_id: str) -> JobState | None:
-        """Every remaining stage, here and now (the in-process executor)."""
-        outcome = self.run_stage(job_id)
-        while outcome.next_stage is not None:
-            outcome = self.run_stage(job_id)
+    def _on_finish(self, job: Job) -> None:
+        if job.state is not JobState.SUCCEEDED:
+            discard_work(self.store, job)
+
+    def ended_here(self, session: Session, job: Job) -> None:
+        """A job ended outside a worker (canceled while no worker held it): clean up and
+        tell its receiver, as a worker would."""
+        finish_job(session, job, self._on_finish, self.notify)
+
+    def give_up(self, job_id: str, fault: TransientFault,
+                notify: Callable[[Session, Job], object] | None = None) -> bool:
+        """A stage met the same passing fault too many times: fail the job with the fault's
+        code. False when even that cannot be recorded (the database is the fault): the
+        job stays claimable, and the recovery sweep retries it once the database is back."""
+        try:
+            with self.sessions() as session:
+                job = session.get(Job, job_id)
+                if job is None or job.state.terminal:
+                    return True
+                job.error_code, job.error_message = fault.code, fault.message
+                transition(session, job, JobState.FAILED, fault.message)
+                finish_job(session, job, self._on_finish, notify or self.notify)
+                return True
+        except Exception as exc:  # noqa: BLE001 - reported; the sweep is the fallback
+            log.warning("job %s: could not record its failure (%s)", job_id, exc)
+            return False
+
+    def requeue_stale(self) -> list[str]:
+        """Jobs that should be moving but are not (a lost queue message, a dead worker)."""
+        with self.sessions() as session:
+            return stale_jobs(session, self.settings.requeue_after_s)
+
+    def redeliver_due(self) -> int:
+        """Webhook messages whose retry is due: one more attempt each."""
+        with self.sessions() as session:
+            jobs = due_deliveries(session)
+            for job in jobs:
+                self.notify(session, job)
+        return len(jobs)
+
+    def maintain(self) -> list[str]:
+        """The periodic chores (Celery beat, or the embedded executor's timer): due webhook
+        retries, clean-ups a faulty store refused, scratch left by killed processes. Returns
+        the stale jobs to enqueue again. Each chore runs even if another fails."""
+        stale: list[str] = []
+        chores = {"webhook retries": self.redeliver_due,
+                  "garbage": lambda: collect_garbage(self.sessions, self.store),
+                  "scratch": remove_dead_scratch,
+                  "stale jobs": lambda: stale.extend(self.requeue_stale())}
+        for name, chore in chores.items():
+            try:
+                chore()
+            except Exception as exc:  # noqa: BLE001 - the next round tries again
+                log.warning("maintenance: %s failed: %s", name, exc)
+        return stale
+
+    def run(self, job_id: str, should_stop: Callable[[], bool] | None = None,
+            ) -> JobState | None:
+        """Every remaining stage, here and now (the in-process executor); stops early, with
+        the job released, once `should_stop()` is true."""
+        outcome = self.run_stage(job_id, should_stop=should_stop)
+        while outcome.next_stage is not None and not (should_stop and should_stop()):
+            outcome = self.run_stage(job_id, should_stop=should_stop)
         return outcome.state

@@ -25,16 +25,17 @@ from pathlib import Path
 from sqlalchemy import select
 
 from lipdub.config import Settings, get_settings
-from lipdub.db.models import Job, JobState, Upload, new_id
+from lipdub.db.models import Job, JobState, new_id
 from lipdub.engines.registry import build_engine
 from lipdub.faces.select import FaceSelector
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
+from lipdub.jobs.inputs import InputKind, input_kind
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
 from lipdub.media.finish import finish
 from lipdub.media.probe import probe_audio
 from lipdub.pipeline import analyse_video, dub, render_video
 from lipdub.progress import ProgressSink
-from lipdub.storage import tenant_key
+from lipdub.storage import StoreUnavailableError, tenant_key
 from lipdub.sync import SyncMode
 
 
@@ -92,12 +93,9 @@ def _work_key(ctx: WorkContext, name: str) -> str:
 def _stage_input(ctx: WorkContext, uri: str, name: str) -> str:
     """The object-store key of an input: an upload is already stored; anything else is
     fetched once and stored with the job's working files."""
-    if not uri.startswith(("https://", "http://", "s3://")):
-        upload = ctx.session.get(Upload, uri.removeprefix("upload:"))
-        if upload is not None and upload.tenant_id == ctx.job.tenant_id \
-                and upload.state == "ready":
-            return upload.storage_key
-    local = ctx.fetch(uri, name)  # raises the clear error for unknown uploads
+    if input_kind(uri) is InputKind.UPLOAD:
+        return ctx.inputs.upload(uri, ctx.job.tenant_id, ctx.session).storage_key
+    local = ctx.fetch(uri, name)
     key = _work_key(ctx, name + _suffix(uri))
     ctx.store.put_file(key, local)
     ctx.work.setdefault("owned", []).append(key)
@@ -214,7 +212,27 @@ def prune_local_copies(sessions) -> int:  # noqa: ANN001 - sessionmaker
 
 def discard_work(store, job) -> None:  # noqa: ANN001 - ObjectStore, Job
     """A job that ended without publishing: remove its working artifacts and local copies
-    (its inputs' uploads and any stored result stay)."""
+    (its inputs' uploads and any stored result stay). What the store will not delete now
+    (full, down) stays listed, and the job is marked for the maintenance sweep."""
+    left = []
     for key in (job.work or {}).get("owned", []):
-        store.delete(key)
+        try:
+            store.delete(key)
+        except StoreUnavailableError:
+            left.append(key)
+    if left or job.cleanup_pending:
+        job.work = {**(job.work or {}), "owned": left}
+        job.cleanup_pending = bool(left)
     shutil.rmtree(local_copies(job.id), ignore_errors=True)
+
+
+def collect_garbage(sessions, store) -> int:  # noqa: ANN001 - sessionmaker, ObjectStore
+    """Retry the clean-up of finished jobs whose store refused it; returns how many jobs are
+    clean now."""
+    with sessions() as session:
+        jobs = list(session.scalars(select(Job).where(Job.cleanup_pending.is_(True))
+                                    .limit(100)))
+        for job in jobs:
+            discard_work(store, job)
+        session.commit()
+        return sum(not job.cleanup_pending for job in jobs)

@@ -1,6 +1,7 @@
-"""Job inputs given as https URLs: fetched with the SSRF guard on every hop (redirects are
-followed by hand so that each target is checked after DNS), a size limit enforced while
-streaming, transient faults retried with backoff, and the file written atomically."""
+"""Job inputs given as https URLs: fetched through the SSRF-guarded client (every connection,
+redirect hops included, goes only to an address the guard checked; redirects are followed by
+hand so that each hop's scheme is checked too), a size limit enforced while streaming,
+transient faults retried with backoff, and the file written atomically."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lipdub.errors import LipDubError
-from lipdub.netguard import check_url
+from lipdub.netguard import NetPolicy
 
 MAX_REDIRECTS = 5
 
@@ -29,11 +30,10 @@ class _TransientFetchError(Exception):
 
 
 class UrlFetcher:
-    def __init__(self, client: httpx.Client, max_bytes: int, allow_http: bool = False,
-                 allow_hosts: frozenset[str] = frozenset(), attempts: int = 4,
-                 first_wait_s: float = 1.0) -> None:
-        self.client, self.max_bytes = client, max_bytes
-        self.allow_http, self.allow_hosts = allow_http, allow_hosts
+    def __init__(self, policy: NetPolicy, max_bytes: int, timeout: httpx.Timeout | None = None,
+                 attempts: int = 4, first_wait_s: float = 1.0) -> None:
+        self.policy, self.max_bytes = policy, max_bytes
+        self.client = policy.client(timeout or httpx.Timeout(30.0, connect=10.0))
         self.attempts, self.first_wait_s = attempts, first_wait_s
 
     def __call__(self, url: str, target: Path) -> None:
@@ -53,11 +53,11 @@ class UrlFetcher:
     def _fetch_once(self, url: str, target: Path) -> None:
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(current, self.allow_http, self.allow_hosts)
+            self.policy.target(current)  # scheme and form; the connect checks the address
             try:
                 with self.client.stream("GET", current, follow_redirects=False) as response:
                     if response.is_redirect:
-                        current = urljoin(current, response.headers["location"])
+                        current = urljoin(current, response.headers.get("location", ""))
                         continue
                     if response.status_code >= 500 or response.status_code == 429:
                         raise _TransientFetchError(f"HTTP {response.status_code}")
@@ -74,7 +74,7 @@ class UrlFetcher:
 
     def _save(self, url: str, response: httpx.Response, target: Path) -> None:
         declared = response.headers.get("content-length")
-        if declared is not None and int(declared) > self.max_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             raise self._too_large(url)
         partial = target.with_name(target.name + ".part")
         written = 0

@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import ApiKey, Tenant
+from lipdub.db.models import ApiKey, Tenant, utcnow
+from lipdub.errors import LipDubError
 
 KEY_PREFIX = "ldk_"
 
@@ -48,3 +50,42 @@ def tenant_for_key_hash(session: Session, key_hash: str) -> TenantRef | None:
 
 def tenant_for_key(session: Session, key: str) -> TenantRef | None:
     return tenant_for_key_hash(session, hash_key(key))
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    id: str
+    prefix: str  # the key's first characters, enough to recognise it
+    tenant: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class KeyNotFoundError(LipDubError):
+    code = "key_not_found"
+
+
+def list_keys(session: Session, tenant_name: str | None = None) -> list[KeyInfo]:
+    query = (select(ApiKey, Tenant.name).join(Tenant, ApiKey.tenant_id == Tenant.id)
+             .order_by(Tenant.name, ApiKey.created_at))
+    if tenant_name is not None:
+        query = query.where(Tenant.name == tenant_name)
+    return [KeyInfo(key.id, key.prefix, name, key.created_at, key.revoked_at)
+            for key, name in session.execute(query)]
+
+
+def revoke_key(session: Session, key_id_or_prefix: str) -> KeyInfo:
+    """Revoke one key, named by its id or its prefix (refused if the prefix is shared)."""
+    rows = session.scalars(select(ApiKey).where(
+        (ApiKey.id == key_id_or_prefix) | (ApiKey.prefix == key_id_or_prefix))).all()
+    if len(rows) != 1:
+        raise KeyNotFoundError(
+            f"{'No' if not rows else 'More than one'} API key is '{key_id_or_prefix}'.",
+            "Give a key id from `lipdub keys list`.")
+    key = rows[0]
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.commit()
+    tenant = session.get(Tenant, key.tenant_id)
+    return KeyInfo(key.id, key.prefix, tenant.name if tenant else "?", key.created_at,
+                   key.revoked_at)

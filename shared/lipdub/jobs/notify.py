@@ -70,7 +70,8 @@ def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
             message: tuple[str, str, bytes] | None = None) -> WebhookDelivery:
     """One attempt; records it and when the next one is due (None once delivered or when the
     schedule is exhausted). `check_target(url)` vets the URL again at send time (its DNS
-    may have changed since the job was accepted); a refused target is not retried.
+    may have changed since the job was accepted; the guarded client checks the address it
+    connects to as well); a refused target is not retried.
     `message`: another message than the job's terminal one (progress: sent once, no
     retries, since a later one supersedes it)."""
     message_id, event_type, body = message or message_for(job)
@@ -78,22 +79,19 @@ def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
         WebhookDelivery.message_id == message_id))))
     record = WebhookDelivery(job_id=job.id, message_id=message_id, event_type=event_type,
                              attempt=attempt)
+    ok = refused = False
     try:
         if check_target is not None:
             check_target(job.webhook_url)
-    except LipDubError as exc:
-        record.error = str(exc)
-        session.add(record)
-        session.commit()
-        return record
-    try:
         response = client.post(job.webhook_url, content=body,
                                headers=signed_headers(secret, message_id, body), timeout=10)
         record.status_code = response.status_code
         ok = 200 <= response.status_code < 300
+    except LipDubError as exc:  # the SSRF guard refused the target, early or at connect
+        record.error, refused = str(exc), True
     except httpx.HTTPError as exc:
-        record.error, ok = repr(exc), False
-    if not ok and message is None and attempt <= len(RETRY_SCHEDULE_S):
+        record.error = f"{type(exc).__name__}: {exc}"
+    if not ok and not refused and message is None and attempt <= len(RETRY_SCHEDULE_S):
         record.next_attempt_at = utcnow() + timedelta(seconds=RETRY_SCHEDULE_S[attempt - 1])
     session.add(record)
     session.commit()

@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import copy
 import logging
-import tempfile
+import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import flag_modified
 
-from lipdub.db.models import Job, JobState, Upload
+from lipdub.db.models import Job, JobState, new_id, utcnow
 from lipdub.errors import LipDubError
+from lipdub.jobs.faults import TransientFault, fault_code
+from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.service import claim, hand_off, renew_lease, transition
-from lipdub.storage import ObjectStore
+from lipdub.scratch import scratch_dir
+from lipdub.storage import ObjectStore, tenant_key
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +51,20 @@ class JobCanceledError(Exception):
     pass
 
 
+class StageHandedBack(Exception):  # noqa: N818 - not an error: the worker is stopping
+    """The worker is shutting down: the stage stops at its next progress write and the job
+    is released, to resume at this stage on the next start (or on another worker)."""
+
+
 class DbProgress:
     """ProgressSink that writes stage and progress to the job row (at most once a second)
-    and notices a cancel request there."""
+    and notices a cancel request there, or that its worker is stopping."""
 
     def __init__(self, session: Session, job: Job, lease_s: float,
-                 min_interval_s: float = 1.0) -> None:
+                 min_interval_s: float = 1.0,
+                 should_stop: Callable[[], bool] | None = None) -> None:
         self.session, self.job, self.lease_s = session, job, lease_s
+        self.should_stop = should_stop
         self.spans = progress_spans(job)
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
@@ -85,33 +98,8 @@ class DbProgress:
         self.session.refresh(self.job, ["cancel_requested"])
         if self.job.cancel_requested:
             raise JobCanceledError(self.job.id)
-
-
-def fetch_input(uri: str, tenant_id: str, session: Session, store: ObjectStore,
-                folder: Path, name: str,
-                fetch_url: Callable[[str, Path], None] | None = None) -> Path:
-    """An upload id ("upload:<id>" or the bare id), an s3:// URI or an https URL -> a file."""
-    target = folder / name
-    if uri.startswith(("https://", "http://")):
-        if fetch_url is None:
-            raise LipDubError(f"Fetching URLs is not enabled here: '{uri}'.",
-                              "Upload the file first and pass its upload id.")
-        fetch_url(uri, target)
-        return target
-    if uri.startswith("s3://"):
-        from lipdub.storage import S3Store
-
-        bucket, _, key = uri.removeprefix("s3://").partition("/")
-        # The same S3 service (endpoint, credentials) as the platform's own store: MinIO
-        # deployments name their buckets there too.
-        endpoint = store.client.meta.endpoint_url if isinstance(store, S3Store) else None
-        S3Store(bucket, endpoint).get_file(key, target)
-        return target
-    upload = session.get(Upload, uri.removeprefix("upload:"))
-    if upload is None or upload.tenant_id != tenant_id or upload.state != "ready":
-        raise LipDubError(f"Upload '{uri}' does not exist.", "Upload the file first.")
-    store.get_file(upload.storage_key, target)
-    return target
+        if self.should_stop is not None and self.should_stop():
+            raise StageHandedBack(self.job.id)
 
 
 def _suffix(uri: str) -> str:
@@ -131,12 +119,13 @@ class WorkContext:
     store: ObjectStore
     folder: Path
     progress: DbProgress
+    inputs: InputAccess
     fetch_url: Callable[[str, Path], None] | None
     work: dict = field(default_factory=dict)
 
     def fetch(self, uri: str, name: str) -> Path:
-        return fetch_input(uri, self.job.tenant_id, self.session, self.store, self.folder,
-                           name + _suffix(uri), self.fetch_url)
+        return self.inputs.fetch(uri, self.job.tenant_id, self.session, self.store,
+                                 self.folder / (name + _suffix(uri)), self.fetch_url)
 
 
 @dataclass
@@ -163,22 +152,62 @@ class StageOutcome:
 
 def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
               plans: dict[str, list[Stage]],
+              inputs: InputAccess | None = None,
               fetch_url: Callable[[str, Path], None] | None = None,
               notify: Callable[[Session, Job], object] | None = None,
               lease_s: float = 120.0,
               on_finish: Callable[[Job], None] | None = None,
               on_stage_done: Callable[[Session, Job, str], object] | None = None,
+              should_stop: Callable[[], bool] | None = None,
               ) -> StageOutcome:
     """Claim the job and run its next stage not yet done. A stage that fails or is canceled
     ends the job (and notifies); one that succeeds hands the job off to the next stage, or,
-    as the last, stores the result."""
+    as the last, stores the result. A passing fault (database or store unavailable) ends
+    nothing: the job is released and TransientFault raised, for the caller to retry; nor
+    does `should_stop()` turning true (a worker shutting down): the job is released as it
+    is, its stage to run again."""
+    try:
+        return _run_stage(job_id, sessions, store, plans, inputs or InputAccess(), fetch_url,
+                          notify, lease_s, on_finish, on_stage_done, should_stop)
+    except StageHandedBack:
+        release(sessions, job_id)
+        return StageOutcome(JobState.RUNNING, None)
+    except Exception as error:
+        code = fault_code(error)
+        if code is None:
+            raise
+        log.warning("job %s: stage interrupted by a passing fault (%s): %s", job_id, code,
+                    error)
+        release(sessions, job_id)
+        raise TransientFault(code, str(error)) from error
+
+
+def release(sessions: sessionmaker[Session], job_id: str) -> None:
+    """Best effort: let the retry (or any worker) claim the job at once. Should the database
+    itself be the fault, the lease simply runs out instead."""
+    try:
+        with sessions() as session:
+            session.execute(update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING)
+                            .values(lease_until=None))
+            session.commit()
+    except Exception as exc:  # noqa: BLE001 - the retry does not depend on it
+        log.warning("job %s: could not release it (%s); its lease will run out", job_id, exc)
+
+
+def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
+               plans: dict[str, list[Stage]], inputs: InputAccess,
+               fetch_url: Callable[[str, Path], None] | None,
+               notify: Callable[[Session, Job], object] | None, lease_s: float,
+               on_finish: Callable[[Job], None] | None,
+               on_stage_done: Callable[[Session, Job, str], object] | None,
+               should_stop: Callable[[], bool] | None) -> StageOutcome:
     with sessions() as session:
         job = claim(session, job_id, lease_s)
         if job is None:
             existing = session.get(Job, job_id)
             state = existing.state if existing is not None and existing.state.terminal else None
             return StageOutcome(state, None)
-        progress = DbProgress(session, job, lease_s)
+        progress = DbProgress(session, job, lease_s, should_stop=should_stop)
         ctx: WorkContext | None = None
         try:
             if job.kind not in plans:
@@ -192,8 +221,9 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
                     if stage.name not in done and stage.applies(job)]
             stage = plan[0]
             job.stage = stage.name
-            with tempfile.TemporaryDirectory(prefix="lipdub-job-") as tmp:
-                ctx = WorkContext(session, job, store, Path(tmp), progress, fetch_url, work)
+            with scratch_dir("job") as tmp, LeaseKeeper(sessions, job.id, lease_s):
+                ctx = WorkContext(session, job, store, Path(tmp), progress, inputs, fetch_url,
+                                  work)
                 result = stage.work(ctx)
             ctx.work["done"] = [*done, stage.name]
             job.work = ctx.work
@@ -207,21 +237,81 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             job.timings = result.timings if result else {}
             transition(session, job, JobState.SUCCEEDED,
                        result.message if result else "done", stage="done")
+        except StageHandedBack:
+            session.rollback()
+            raise
         except JobCanceledError:
             transition(session, job, JobState.CANCELED, "canceled while running")
         except LipDubError as error:
-            job.error_code, job.error_message = error.code, str(error)
-            transition(session, job, JobState.FAILED, str(error))
-        except Exception as error:  # noqa: BLE001 - a bug or a broken input: fail cleanly
-            log.exception("job %s failed", job.id)
-            job.error_code, job.error_message = "internal_error", repr(error)
+            message = public_message(str(error), job.tenant_id)
+            job.error_code, job.error_message = error.code, message
+            transition(session, job, JobState.FAILED, message)
+        except Exception as error:
+            if fault_code(error) is not None:
+                session.rollback()
+                raise  # not the job's failure: retried
+            reference = new_id()[:12]
+            log.exception("job %s failed (reference %s)", job.id, reference)
+            job.error_code = "internal_error"
+            job.error_message = (f"An internal error stopped the job (reference {reference}). "
+                                 "Resubmit it; if it fails again, give the operator the "
+                                 "reference.")
             transition(session, job, JobState.FAILED, "internal error")
         if ctx is not None and job.state is not JobState.SUCCEEDED:
             # What the failed stage stored is the job's too, so it is cleaned up with it.
             job.work = {**(job.work or {}), "owned": ctx.work.get("owned", [])}
             session.commit()
-        if on_finish is not None:
-            on_finish(job)
-        if notify is not None and job.webhook_url:
-            notify(session, job)
+        finish_job(session, job, on_finish, notify)
         return StageOutcome(job.state, None)
+
+
+def finish_job(session: Session, job: Job, on_finish: Callable[[Job], None] | None,
+               notify: Callable[[Session, Job], object] | None) -> None:
+    """A job reached its end: clean up, then tell its receiver."""
+    if on_finish is not None:
+        on_finish(job)
+        session.commit()
+    if notify is not None and job.webhook_url:
+        notify(session, job)
+
+
+_PATH = re.compile(r"(?<![:/\w])(?:/[\w.+-]+)*/([\w.+-]+)")
+
+
+def public_message(text: str, tenant_id: str) -> str:
+    """An error message fit for the job's owner: a worker's file paths cut to the file's
+    name, storage keys without the tenant prefix, the tenant id not shown."""
+    text = text.replace(tenant_key(tenant_id) + "/", "")
+    return _PATH.sub(r"\1", text).replace(tenant_id, "<tenant>")
+
+
+class LeaseKeeper:
+    """Renews a running job's lease on its own thread and database session for as long as
+    its stage runs: a long step that writes no progress (an encode, an upload) must not
+    let the lease run out and the job be claimed by a second worker."""
+
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, lease_s: float) -> None:
+        self.sessions, self.job_id, self.lease_s = sessions, job_id, lease_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"lease-{job_id}",
+                                        daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.lease_s / 3):
+            try:
+                with self.sessions() as session:
+                    session.execute(
+                        update(Job).where(Job.id == self.job_id,
+                                          Job.state == JobState.RUNNING)
+                        .values(lease_until=utcnow() + timedelta(seconds=self.lease_s)))
+                    session.commit()
+            except Exception as exc:  # noqa: BLE001 - the next beat tries again
+                log.warning("job %s: lease not renewed: %s", self.job_id, exc)

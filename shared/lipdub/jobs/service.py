@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import Job, JobEvent, JobState, utcnow
+from lipdub.db.models import Job, JobEvent, JobState, Tenant, utcnow
 
 
 class IdempotencyConflictError(Exception):
@@ -55,18 +56,24 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
                max_in_flight: int | None = None) -> tuple[Job, bool]:
     """(job, created). The same key and body returns the first job; another body raises.
     A new job beyond `max_in_flight` queued or running jobs raises TooManyJobsError (a
-    replay of an existing job does not count as new)."""
+    replay of an existing job does not count as new).
+
+    Admissions of one tenant are serialised: the transaction first writes the tenant's row
+    (a row lock on PostgreSQL, the database's write lock on SQLite), so the key look-up and
+    the in-flight count that follow cannot both be passed by two concurrent requests."""
     fingerprint = request.fingerprint()
+    session.commit()  # end any read transaction: the lock must be this one's first statement
+    session.execute(update(Tenant).where(Tenant.id == tenant_id).values(id=Tenant.id)
+                    .execution_options(synchronize_session=False))
     if idempotency_key is not None:
-        existing = session.scalar(select(Job).where(Job.tenant_id == tenant_id,
-                                                    Job.idempotency_key == idempotency_key))
+        existing = _by_idempotency_key(session, tenant_id, idempotency_key)
         if existing is not None:
-            if existing.request_hash != fingerprint:
-                raise IdempotencyConflictError(idempotency_key)
-            return existing, False
+            session.commit()
+            return _replay(existing, fingerprint, idempotency_key)
     if max_in_flight is not None:
         in_flight = count_in_flight(session, tenant_id, max_in_flight)
         if in_flight >= max_in_flight:
+            session.rollback()
             raise TooManyJobsError(in_flight)
     job = Job(tenant_id=tenant_id, kind=request.kind, video_uri=request.video_uri,
               audio_uri=request.audio_uri,
@@ -75,8 +82,29 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
               request_hash=fingerprint, state=JobState.QUEUED)
     record_event(job, "job accepted")
     session.add(job)
-    session.commit()
+    try:
+        session.commit()
+    except IntegrityError:
+        # Only the idempotency key is unique, and the lock makes this race all but
+        # impossible; should it happen anyway, the first job is the answer.
+        session.rollback()
+        existing = _by_idempotency_key(session, tenant_id, idempotency_key) \
+            if idempotency_key is not None else None
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint, idempotency_key)
     return job, True
+
+
+def _by_idempotency_key(session: Session, tenant_id: str, key: str) -> Job | None:
+    return session.scalar(select(Job).where(Job.tenant_id == tenant_id,
+                                            Job.idempotency_key == key))
+
+
+def _replay(existing: Job, fingerprint: str, key: str | None) -> tuple[Job, bool]:
+    if existing.request_hash != fingerprint:
+        raise IdempotencyConflictError(key)
+    return existing, False
 
 
 # Built once: constructing the statement costs more Python than running it.
@@ -198,7 +226,11 @@ def request_cancel(session: Session, tenant_id: str, job_id: str) -> Job:
         return job
     if job.state is JobState.QUEUED:
         transition(session, job, JobState.CANCELED, "canceled before it started")
+    elif job.lease_until is None or job.lease_until < utcnow():
+        # No worker holds it (between stages, or its worker died or lost the database):
+        # nobody would see the flag, so it ends here.
+        transition(session, job, JobState.CANCELED, "canceled between stages")
     else:
-        job.cancel_requested = True  # the runner checks this between batches
+        job.cancel_requested = True  # the worker checks this at its next progress write
         session.commit()
     return job

@@ -3,15 +3,16 @@ the frames live in a memory-mapped temp file, so RAM stays flat however long the
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from lipdub.scratch import scratch_dir
+
 
 class DiskFrameCache:
     def __init__(self, frame_count: int, height: int, width: int) -> None:
-        self._dir = tempfile.TemporaryDirectory(prefix="lipdub-frames-")
+        self._dir = scratch_dir("frames")
         self._frames = np.lib.format.open_memmap(
             Path(self._dir.name) / "frames.npy", mode="w+", dtype=np.uint8,
             shape=(frame_count, height, width, 3),

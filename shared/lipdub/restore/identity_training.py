@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -16,6 +15,7 @@ from lipdub.restore.identity import IdentityStore, IdentityVersion, check_name
 from lipdub.restore.model import SOVQAEConfig
 from lipdub.restore.spaces import default_space, search_space
 from lipdub.restore.train import Evaluation, TrainConfig, TrainResult, train_sovqae
+from lipdub.scratch import scratch_dir
 
 StepCallback = Callable[[str, int, int], None]  # (what, done, total)
 
@@ -42,7 +42,7 @@ def train_identity(
         videos, resolution, selector=selector,
         on_progress=(lambda d, t: on_step("crops", d, t)) if on_step else None)
     candidates = search_space(resolution) if search else [default_space(resolution)]
-    with tempfile.TemporaryDirectory(prefix="lipdub-train-") as tmp:
+    with scratch_dir("train") as tmp:
         root = work_dir or Path(tmp)
         tried: list[tuple[SOVQAEConfig, TrainResult, Path]] = []
         for n, space in enumerate(candidates):

@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import select
@@ -11,20 +11,24 @@ from lipdub.db.models import JobState, WebhookDelivery
 from lipdub.jobs.service import JobRequest, list_jobs, request_cancel
 from lipdub.storage import LocalStore
 from lipdub_gateway.admission import admit
-from lipdub_gateway.deps import Caller, Db, OwnedJob, State
-from lipdub_gateway.problems import Problem
+from lipdub_gateway.deps import Caller, Db, IdempotencyKey, OwnedJob, State
+from lipdub_gateway.problems import Problem, problem_responses
 from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
+                   responses=problem_responses(400, 401, 422, 503))
 
 MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska"}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses={
+    **problem_responses(409, 429),
+    200: {"model": JobOut, "description": "A replay: the job first made with this "
+          "Idempotency-Key and body"}})
 async def submit(body: JobCreate, state: State, tenant: Caller, response: Response,
-                 idempotency_key: Annotated[str | None, Header()] = None) -> JobOut:
-    request = JobRequest(body.video, body.audio, body.options.model_dump(), body.webhook_url,
-                         body.metadata)
+                 idempotency_key: IdempotencyKey = None) -> JobOut:
+    request = JobRequest(body.video, body.audio, body.options.model_dump(mode="json"),
+                         body.webhook_url, body.metadata)
     job, created = await run_in_threadpool(admit, state, request, [body.video, body.audio],
                                            tenant, idempotency_key)
     if not created:
@@ -32,24 +36,33 @@ async def submit(body: JobCreate, state: State, tenant: Caller, response: Respon
     return job
 
 
-@router.get("/{job_id}")
+@router.get("/{job_id}", responses=problem_responses(404))
 def read(job: OwnedJob) -> JobOut:
     return JobOut.of(job)
 
 
 @router.get("")
 def index(session: Db, tenant: Caller, state: JobState | None = None,
-          cursor: str | None = None, limit: int = 50) -> JobPage:
-    jobs, next_cursor = list_jobs(session, tenant.id, state, cursor, min(limit, 200))
+          cursor: Annotated[str | None, Query(max_length=64)] = None,
+          limit: Annotated[int, Query(ge=1, le=200)] = 50) -> JobPage:
+    jobs, next_cursor = list_jobs(session, tenant.id, state, cursor, limit)
     return JobPage(jobs=[JobOut.of(j) for j in jobs], next_cursor=next_cursor)
 
 
-@router.post("/{job_id}/cancel")
-def cancel(job: OwnedJob, session: Db) -> JobOut:
-    return JobOut.of(request_cancel(session, job.tenant_id, job.id))
+@router.post("/{job_id}/cancel", responses=problem_responses(404))
+def cancel(job: OwnedJob, session: Db, state: State) -> JobOut:
+    was_terminal = job.state.terminal
+    job = request_cancel(session, job.tenant_id, job.id)
+    if job.state.terminal and not was_terminal:  # ended here: no worker will clean up
+        state.context.ended_here(session, job)
+    return JobOut.of(job)
 
 
-@router.get("/{job_id}/result", response_model=None)
+@router.get("/{job_id}/result", response_model=None, responses={
+    **problem_responses(404, 409),
+    200: {"description": "The result file (local store)",
+          "content": {t: {} for t in MEDIA_TYPES.values()}},
+    307: {"description": "Redirect to a presigned URL (S3)"}})
 def result(job: OwnedJob, state: State) -> Response:
     if job.state is not JobState.SUCCEEDED or not job.result_key:
         raise Problem(409, "No result yet", f"Job '{job.id}' is {job.state}.", "no_result")
@@ -62,14 +75,14 @@ def result(job: OwnedJob, state: State) -> Response:
     return RedirectResponse(store.url(job.result_key), status_code=307)
 
 
-@router.get("/{job_id}/webhooks")
+@router.get("/{job_id}/webhooks", responses=problem_responses(404))
 def deliveries(job: OwnedJob, session: Db) -> list[DeliveryOut]:
     rows = session.scalars(select(WebhookDelivery).where(WebhookDelivery.job_id == job.id)
                            .order_by(WebhookDelivery.id))
     return [DeliveryOut.model_validate(r, from_attributes=True) for r in rows]
 
 
-@router.post("/{job_id}/webhooks/redeliver")
+@router.post("/{job_id}/webhooks/redeliver", responses=problem_responses(404, 409))
 def redeliver(job: OwnedJob, session: Db, state: State) -> DeliveryOut:
     if not job.webhook_url or not job.state.terminal:
         raise Problem(409, "Nothing to deliver", "The job has no webhook or is not finished.",

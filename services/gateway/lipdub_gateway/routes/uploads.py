@@ -15,7 +15,7 @@ from lipdub.jobs.uploads import (
 )
 from lipdub.storage import tenant_key
 from lipdub_gateway.deps import Caller, Db, State
-from lipdub_gateway.problems import Problem, not_found
+from lipdub_gateway.problems import Problem, not_found, problem_responses
 from lipdub_gateway.schemas import (
     DirectUploadComplete,
     DirectUploadCreate,
@@ -23,7 +23,8 @@ from lipdub_gateway.schemas import (
     UploadOut,
 )
 
-router = APIRouter(prefix="/v1/uploads", tags=["uploads"])
+router = APIRouter(prefix="/v1/uploads", tags=["uploads"],
+                   responses=problem_responses(400, 401, 422, 503))
 
 FORM_OVERHEAD_BYTES = 64 * 1024  # a form's framing around the file
 
@@ -33,7 +34,7 @@ def _too_large(limit: int) -> Problem:
                    "upload_too_large")
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=problem_responses(413))
 def upload(file: UploadFile, session: Db, tenant: Caller, state: State,
            content_length: Annotated[int | None, Header()] = None) -> UploadOut:
     limit = state.settings.max_upload_bytes
@@ -44,14 +45,14 @@ def upload(file: UploadFile, session: Db, tenant: Caller, state: State,
     upload_id = new_id()
     key = tenant_key(tenant.id, "uploads", upload_id, safe_name(file.filename))
     size = state.context.store.put_stream(key, file.file)
-    row = Upload(id=upload_id, tenant_id=tenant.id, filename=file.filename or "upload",
+    row = Upload(id=upload_id, tenant_id=tenant.id, filename=(file.filename or "upload")[:255],
                  storage_key=key, size_bytes=size)
     session.add(row)
     session.commit()
     return UploadOut(id=row.id, filename=row.filename, size_bytes=row.size_bytes)
 
 
-@router.post("/direct", status_code=201)
+@router.post("/direct", status_code=201, responses=problem_responses(400, 413))
 def start_direct(body: DirectUploadCreate, session: Db, tenant: Caller,
                  state: State) -> DirectUploadOut:
     """Upload a large file straight to S3: PUT each part (part_bytes each, the last one
@@ -66,7 +67,7 @@ def start_direct(body: DirectUploadCreate, session: Db, tenant: Caller,
                            part_urls=direct.part_urls, expires_in_s=direct.expires_s)
 
 
-@router.post("/{upload_id}/complete")
+@router.post("/{upload_id}/complete", responses=problem_responses(400, 404))
 def complete_direct(upload_id: str, body: DirectUploadComplete, session: Db, tenant: Caller,
                     state: State) -> UploadOut:
     try:
@@ -77,7 +78,7 @@ def complete_direct(upload_id: str, body: DirectUploadComplete, session: Db, ten
     return UploadOut(id=row.id, filename=row.filename, size_bytes=row.size_bytes)
 
 
-@router.post("/{upload_id}/abort", status_code=204)
+@router.post("/{upload_id}/abort", status_code=204, responses=problem_responses(400, 404))
 def abort_direct(upload_id: str, session: Db, tenant: Caller, state: State) -> Response:
     try:
         abort_direct_upload(session, state.context.store, tenant.id, upload_id)
@@ -87,5 +88,7 @@ def abort_direct(upload_id: str, session: Db, tenant: Caller, state: State) -> R
 
 
 def safe_name(name: str | None) -> str:
-    keep = "".join(c for c in (name or "upload") if c.isalnum() or c in "._-")
-    return keep[-100:] or "upload"
+    """A file name fit to end a storage key: letters, digits and . _ - only, never a dot
+    name ('.', '..') or a hidden file, at most 100 characters."""
+    keep = "".join(c for c in (name or "") if c.isascii() and (c.isalnum() or c in "._-"))
+    return keep[-100:].lstrip(".") or "upload"

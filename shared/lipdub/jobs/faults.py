@@ -1,0 +1,59 @@
+"""Failures that pass: the database or the object store briefly unavailable (full,
+read-only, restarting, a dropped connection), or the worker's own disk full. A stage that
+meets one is not failed: the job is released and the stage retried with backoff; only after
+`RETRY_ATTEMPTS` tries does the job fail, with the fault's own code."""
+
+from __future__ import annotations
+
+import errno
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from lipdub.storage import StoreUnavailableError
+
+DATABASE_UNAVAILABLE = "database_unavailable"
+STORAGE_UNAVAILABLE = "storage_unavailable"
+WORKER_DISK_FULL = "worker_disk_full"
+
+RETRY_ATTEMPTS = 8
+FIRST_RETRY_S = 2.0
+LONGEST_RETRY_S = 300.0
+
+_MESSAGES = {
+    DATABASE_UNAVAILABLE: "The job database was unavailable",
+    STORAGE_UNAVAILABLE: "The object store was unavailable",
+    WORKER_DISK_FULL: "The worker's disk was full",
+}
+
+
+class TransientFault(Exception):
+    """A stage met a passing fault; the job was released for a retry."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code, self.detail = code, detail
+
+    def __reduce__(self) -> tuple:  # pickled by task queues: rebuild from both fields
+        return (TransientFault, (self.code, self.detail))
+
+    @property
+    def message(self) -> str:
+        """For the job's record: what happened, without internals."""
+        return f"{_MESSAGES[self.code]} for {RETRY_ATTEMPTS} tries in a row. Resubmit the job."
+
+
+def fault_code(error: BaseException) -> str | None:
+    """The code of a passing fault, or None for any other error."""
+    if isinstance(error, StoreUnavailableError):
+        return STORAGE_UNAVAILABLE
+    if isinstance(error, OperationalError | InterfaceError) or (
+            isinstance(error, DBAPIError) and error.connection_invalidated):
+        return DATABASE_UNAVAILABLE
+    if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return WORKER_DISK_FULL
+    return None
+
+
+def retry_delay_s(attempt: int) -> float:
+    """Seconds before retry number `attempt` (1-based): 2, 4, 8, ... at most 5 minutes."""
+    return min(LONGEST_RETRY_S, FIRST_RETRY_S * 2 ** (attempt - 1))
