@@ -103,3 +103,14 @@ def site() -> Iterator[Site]:
     s = Site()
     yield s
     s.server.shutdown()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's reporter
+    """The fault scenarios' table, when any ran."""
+    from dataclasses import asdict
+
+    from tests.faults.harness import RECORDED, table
+
+    if RECORDED:
+        terminalreporter.write_sep("=", "reliability")
+        terminalreporter.write_line(table([asdict(s) for s in RECORDED]))

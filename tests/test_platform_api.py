@@ -158,20 +158,27 @@ def test_cancel_a_queued_job(platform, talking_clip: Path, short_voice: Path) ->
 class _Receiver:
     """A local webhook receiver (loopback only) that verifies every message it gets."""
 
-    def __init__(self, secret: str) -> None:
+    def __init__(self, secret: str, fail_first: int = 0) -> None:
+        """`fail_first`: answer that many messages with a 500 (then record them)."""
         import http.server
         import threading
 
         from lipdub.webhooks import verify
 
         received = self.received = []
+        self.refused = 0
+        receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
                 body = self.rfile.read(int(self.headers["content-length"]))
                 verify(secret, dict(self.headers), body)  # raises on a bad signature
-                received.append((self.headers["webhook-id"], json.loads(body)))
-                self.send_response(204)
+                if receiver.refused < fail_first:
+                    receiver.refused += 1
+                    self.send_response(500)
+                else:
+                    received.append((self.headers["webhook-id"], json.loads(body)))
+                    self.send_response(204)
                 self.end_headers()
 
             def log_message(self, *_args) -> None:  # noqa: ANN002

@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     requeue_after_s: float = 300.0
     # How often the maintenance chores run (webhook retries, clean-ups, the sweep above).
     sweep_interval_s: float = 15.0
+    # A stage that meets a passing fault (database or object store unavailable) is retried
+    # this many times in all, the first retry after this long, doubling; then the job fails.
+    fault_retry_attempts: int = 8
+    fault_retry_first_s: float = 2.0
+    # Object store calls give up (and count as a passing fault) after this long.
+    s3_timeout_s: float = 60.0
     # Celery queue per job stage (default: all on "celery"), e.g. {"lip-sync": "gpu"}.
     stage_queues: dict[str, str] = {}
     max_upload_bytes: int = 8 * 1024**3

@@ -19,12 +19,15 @@ def scratch_dir(kind: str) -> tempfile.TemporaryDirectory[str]:
 
 
 def remove_dead_scratch(root: Path | None = None) -> int:
-    """Remove scratch folders whose process no longer runs; returns how many."""
+    """Remove scratch folders (and files) whose process no longer runs; returns how many."""
     removed = 0
-    for folder in Path(root or tempfile.gettempdir()).glob("lipdub-*-*-*"):
-        match = _NAME.match(folder.name)
-        if match and folder.is_dir() and not _alive(int(match.group(1))):
-            shutil.rmtree(folder, ignore_errors=True)
+    for path in Path(root or tempfile.gettempdir()).glob("lipdub-*-*-*"):
+        match = _NAME.match(path.name)
+        if match and not _alive(int(match.group(1))):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
             removed += 1
     return removed
 

@@ -1,5 +1,5 @@
 """Object storage: a local folder (embedded default) or any S3-compatible endpoint (boto3).
-Keys are laid out per tenant; results are never overwritten in place."""
+Keys are laid out per tenant; a published result is never written again."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from lipdub.errors import LipDubError
+from lipdub.scratch import remove_dead_scratch
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,6 +80,9 @@ class LocalStore:
     def __init__(self, root: Path) -> None:
         self.root = root.expanduser()
         self.root.mkdir(parents=True, exist_ok=True)
+        # Objects being written: named after the writing process, so that what a killed
+        # process left half-written can be told apart and removed (remove_dead_partials).
+        self.partial_dir = self.root / ".partial"
 
     def _path(self, key: str) -> Path:
         path = (self.root / key).resolve()
@@ -90,7 +94,8 @@ class LocalStore:
     def put_stream(self, key: str, stream: BinaryIO) -> int:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".upload-")
+        self.partial_dir.mkdir(exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.partial_dir, prefix=f"lipdub-put-{os.getpid()}-")
         try:
             with os.fdopen(fd, "wb") as out:
                 shutil.copyfileobj(stream, out, 1 << 20)
@@ -120,6 +125,9 @@ class LocalStore:
     def url(self, key: str, expires_s: int = 3600) -> str | None:
         return None  # served by the gateway itself
 
+    def remove_dead_partials(self) -> int:
+        return remove_dead_scratch(self.partial_dir)
+
     def local_path(self, key: str) -> Path:
         return self._path(key)
 
@@ -129,11 +137,18 @@ class LocalStore:
 
 class S3Store:
     def __init__(self, bucket: str, endpoint_url: str | None = None,
-                 region: str | None = None) -> None:
+                 region: str | None = None, timeout_s: float = 60.0) -> None:
         import boto3
+        from botocore.config import Config
 
         self.bucket = bucket
-        self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region)
+        # A store that stops answering is a passing fault like one that answers 5xx: calls
+        # give up after `timeout_s` (boto3 itself retries three times first).
+        self.client = boto3.client("s3", endpoint_url=endpoint_url, region_name=region,
+                                   config=Config(connect_timeout=min(10.0, timeout_s),
+                                                 read_timeout=timeout_s,
+                                                 retries={"max_attempts": 3,
+                                                          "mode": "standard"}))
 
     @_s3_faults
     def put_stream(self, key: str, stream: BinaryIO) -> int:
@@ -224,5 +239,6 @@ def tenant_key(tenant_id: str, *parts: str) -> str:
 
 def store_from_settings(settings) -> ObjectStore:  # noqa: ANN001 - lipdub.config.Settings
     if settings.s3_bucket:
-        return S3Store(settings.s3_bucket, settings.s3_endpoint_url)
+        return S3Store(settings.s3_bucket, settings.s3_endpoint_url,
+                       timeout_s=settings.s3_timeout_s)
     return LocalStore(settings.storage_dir)

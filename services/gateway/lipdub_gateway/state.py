@@ -3,6 +3,7 @@ webhooks), the executor or broker that jobs go to, the API-key cache and the met
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from cachetools import TTLCache
@@ -12,6 +13,8 @@ from lipdub.config import Settings
 from lipdub.jobs.context import JobContext
 from lipdub.jobs.executor import InProcessExecutor
 from lipdub.jobs.keys import TenantRef
+
+log = logging.getLogger(__name__)
 
 RUN_JOB = "lipdub.run_job"  # the worker's entry task
 
@@ -30,6 +33,9 @@ class Gateway:
     def __post_init__(self) -> None:
         self.submitted = Counter("lipdub_jobs_submitted_total", "Jobs accepted",
                                  registry=self.registry)
+        self.enqueue_failures = Counter(
+            "lipdub_enqueue_failures_total", "Accepted jobs the broker did not take at once "
+            "(the recovery sweep enqueues them later)", registry=self.registry)
         self.latency = Histogram("lipdub_http_request_seconds", "Request latency", ["route"],
                                  registry=self.registry)
 
@@ -41,8 +47,11 @@ class Gateway:
             from celery import Celery
 
             queue = Celery("lipdub", broker=settings.broker_url)
+            queue.conf.broker_transport_options = {"socket_connect_timeout": 2,
+                                                   "socket_timeout": 5}
         executor = (InProcessExecutor(context.sessions, context.run, context.maintain,
-                                      context.give_up, settings.sweep_interval_s)
+                                      context.give_up, settings.sweep_interval_s,
+                                      context.retry)
                     if run_jobs and settings.executor == "inprocess" else None)
         return cls(settings, context, executor, queue,
                    TTLCache(maxsize=10_000, ttl=settings.auth_cache_s))
@@ -52,7 +61,14 @@ class Gateway:
         if self.executor is not None:
             self.executor.submit(job_id)
         elif self.queue is not None:
-            self.queue.send_task(RUN_JOB, args=[job_id])
+            try:
+                self.queue.send_task(RUN_JOB, args=[job_id], retry=False)
+            except Exception as exc:  # noqa: BLE001 - the database is the job's record
+                # Accepted all the same: the recovery sweep enqueues queued jobs whose
+                # message was lost, once the broker is back.
+                log.warning("job %s accepted but not enqueued (%s); the sweep will", job_id,
+                            exc)
+                self.enqueue_failures.inc()
 
     def broker_reachable(self) -> None:
         if self.queue is not None:

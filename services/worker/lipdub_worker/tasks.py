@@ -19,10 +19,9 @@ from lipdub.db.models import Job
 from lipdub.db.session import upgrade
 from lipdub.jobs.context import JobContext
 from lipdub.jobs.dubbing import dub_stages
-from lipdub.jobs.faults import RETRY_ATTEMPTS, TransientFault, retry_delay_s
+from lipdub.jobs.faults import TransientFault
 from lipdub.jobs.identities import identity_training_stages
 from lipdub.jobs.notify import delivered
-from lipdub.scratch import remove_dead_scratch
 
 RUN_JOB = "lipdub.run_job"
 NOTIFY = "lipdub.notify"
@@ -52,8 +51,9 @@ app.conf.update(
 @cache
 def _context() -> JobContext:
     upgrade(settings.database_url)
-    remove_dead_scratch()  # what killed workers on this machine left behind
-    return JobContext.from_settings(settings)
+    context = JobContext.from_settings(settings)
+    context.remove_leftovers()  # what killed workers on this machine left behind
+    return context
 
 
 def _send_notify(_session: object, job: Job) -> None:
@@ -67,11 +67,11 @@ def _advance(task: Task, job_id: str) -> str:
     try:
         outcome = _context().run_stage(job_id, notify=_send_notify)
     except TransientFault as fault:
-        attempt = task.request.retries + 1
-        if attempt >= RETRY_ATTEMPTS:
+        attempt, policy = task.request.retries + 1, _context().retry
+        if policy.exhausted(attempt):
             _context().give_up(job_id, fault, notify=_send_notify)
             return f"failed: {fault.code}"
-        raise task.retry(countdown=retry_delay_s(attempt), max_retries=RETRY_ATTEMPTS,
+        raise task.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
                          exc=fault) from fault
     if outcome.next_stage is not None:
         app.send_task(f"{STAGE_PREFIX}{outcome.next_stage}", args=[job_id])

@@ -15,7 +15,7 @@ from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
 from lipdub.jobs.dubbing import collect_garbage, discard_work, dub_stages, prune_local_copies
-from lipdub.jobs.faults import TransientFault
+from lipdub.jobs.faults import RetryPolicy, TransientFault
 from lipdub.jobs.fetch import UrlFetcher
 from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.inputs import InputAccess
@@ -25,7 +25,7 @@ from lipdub.jobs.runner import Stage, StageOutcome, finish_job, run_stage
 from lipdub.jobs.service import stale_jobs, transition
 from lipdub.netguard import NetPolicy
 from lipdub.scratch import remove_dead_scratch
-from lipdub.storage import ObjectStore, store_from_settings
+from lipdub.storage import LocalStore, ObjectStore, store_from_settings
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class JobContext:
     webhook_secret: str
     net: NetPolicy
     inputs: InputAccess
+    retry: RetryPolicy
     http: httpx.Client  # SSRF-guarded: webhooks
     fetch_url: UrlFetcher  # SSRF-guarded: URL inputs
 
@@ -51,7 +52,9 @@ class JobContext:
             store=store_from_settings(settings),
             webhook_secret=webhook_secret(settings.webhook_secret, settings.storage_dir.parent),
             net=net,
-            inputs=InputAccess(settings.s3_bucket, settings.s3_input_grants),
+            inputs=InputAccess(settings.s3_bucket, settings.s3_input_grants,
+                               settings.s3_timeout_s),
+            retry=RetryPolicy(settings.fault_retry_attempts, settings.fault_retry_first_s),
             http=net.client(httpx.Timeout(30.0, connect=10.0)),
             fetch_url=UrlFetcher(net, settings.max_upload_bytes),
         )
@@ -113,8 +116,9 @@ class JobContext:
                 job = session.get(Job, job_id)
                 if job is None or job.state.terminal:
                     return True
-                job.error_code, job.error_message = fault.code, fault.message
-                transition(session, job, JobState.FAILED, fault.message)
+                message = fault.message(self.retry.attempts)
+                job.error_code, job.error_message = fault.code, message
+                transition(session, job, JobState.FAILED, message)
                 finish_job(session, job, self._on_finish, notify or self.notify)
                 return True
         except Exception as exc:  # noqa: BLE001 - reported; the sweep is the fallback
@@ -134,6 +138,13 @@ class JobContext:
                 self.notify(session, job)
         return len(jobs)
 
+    def remove_leftovers(self) -> None:
+        """What killed processes on this machine left: scratch folders, half-written
+        objects of a local-folder store."""
+        remove_dead_scratch()
+        if isinstance(self.store, LocalStore):
+            self.store.remove_dead_partials()
+
     def maintain(self) -> list[str]:
         """The periodic chores (Celery beat, or the embedded executor's timer): due webhook
         retries, clean-ups a faulty store refused, scratch left by killed processes. Returns
@@ -141,7 +152,7 @@ class JobContext:
         stale: list[str] = []
         chores = {"webhook retries": self.redeliver_due,
                   "garbage": lambda: collect_garbage(self.sessions, self.store),
-                  "scratch": remove_dead_scratch,
+                  "scratch": self.remove_leftovers,
                   "stale jobs": lambda: stale.extend(self.requeue_stale())}
         for name, chore in chores.items():
             try:

@@ -25,7 +25,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from lipdub.config import Settings, get_settings
-from lipdub.db.models import Job, JobState, new_id
+from lipdub.db.models import Job, JobState
 from lipdub.engines.registry import build_engine
 from lipdub.faces.select import FaceSelector
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
@@ -179,8 +179,11 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.work["timings"]["stages"]["finish"] = {
             "seconds": time.perf_counter() - started, "frames": 0}
         ctx.job.stage = "upload"
-        key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, f"{new_id()}.{container}")
-        ctx.store.put_file(key, output)  # a new key every run: never overwritten in place
+        # One key per job: a stage that is killed and run again overwrites its own upload
+        # (nothing orphaned); a published result is never written again, since a finished
+        # job runs no stage.
+        key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, f"result.{container}")
+        ctx.store.put_file(key, output)
         ctx.work["result"] = key
         ctx.progress.finish("encode")
 

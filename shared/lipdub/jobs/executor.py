@@ -16,7 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from lipdub.db.models import Job, JobState
-from lipdub.jobs.faults import RETRY_ATTEMPTS, TransientFault, retry_delay_s
+from lipdub.jobs.faults import RetryPolicy, TransientFault
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ class InProcessExecutor:
                  maintain: Callable[[], list[str]] | None = None,
                  give_up: Callable[[str, TransientFault], object] | None = None,
                  maintenance_interval_s: float = 10.0,
-                 retry_delay: Callable[[int], float] = retry_delay_s) -> None:
+                 retry: RetryPolicy | None = None) -> None:
         self._sessions = sessions
         self._run, self._maintain, self._give_up = run, maintain, give_up
         self._interval = maintenance_interval_s
-        self._retry_delay = retry_delay
+        self._retry = retry or RetryPolicy()
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._pending: set[str] = set()  # queued here and not started: not queued twice
         self._faults: dict[str, int] = {}  # passing faults in a row, per job
@@ -90,12 +90,12 @@ class InProcessExecutor:
 
     def _retry_later(self, job_id: str, fault: TransientFault) -> None:
         attempt = self._faults[job_id] = self._faults.get(job_id, 0) + 1
-        if attempt >= RETRY_ATTEMPTS:
+        if self._retry.exhausted(attempt):
             self._faults.pop(job_id, None)
             if self._give_up is not None:
                 self._give_up(job_id, fault)  # if even that fails, the sweep takes it later
             return
-        delay = self._retry_delay(attempt)
+        delay = self._retry.delay_s(attempt)
         log.warning("job %s: %s; retry %d in %.0f s", job_id, fault.code, attempt, delay)
         timer = threading.Timer(delay, self.submit, [job_id])
         timer.daemon = True

@@ -1,11 +1,12 @@
 """Failures that pass: the database or the object store briefly unavailable (full,
 read-only, restarting, a dropped connection), or the worker's own disk full. A stage that
 meets one is not failed: the job is released and the stage retried with backoff; only after
-`RETRY_ATTEMPTS` tries does the job fail, with the fault's own code."""
+the policy's last try does the job fail, with the fault's own code."""
 
 from __future__ import annotations
 
 import errno
+from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -14,10 +15,6 @@ from lipdub.storage import StoreUnavailableError
 DATABASE_UNAVAILABLE = "database_unavailable"
 STORAGE_UNAVAILABLE = "storage_unavailable"
 WORKER_DISK_FULL = "worker_disk_full"
-
-RETRY_ATTEMPTS = 8
-FIRST_RETRY_S = 2.0
-LONGEST_RETRY_S = 300.0
 
 _MESSAGES = {
     DATABASE_UNAVAILABLE: "The job database was unavailable",
@@ -36,10 +33,9 @@ class TransientFault(Exception):
     def __reduce__(self) -> tuple:  # pickled by task queues: rebuild from both fields
         return (TransientFault, (self.code, self.detail))
 
-    @property
-    def message(self) -> str:
+    def message(self, attempts: int) -> str:
         """For the job's record: what happened, without internals."""
-        return f"{_MESSAGES[self.code]} for {RETRY_ATTEMPTS} tries in a row. Resubmit the job."
+        return f"{_MESSAGES[self.code]} for {attempts} tries in a row. Resubmit the job."
 
 
 def fault_code(error: BaseException) -> str | None:
@@ -54,6 +50,19 @@ def fault_code(error: BaseException) -> str | None:
     return None
 
 
-def retry_delay_s(attempt: int) -> float:
-    """Seconds before retry number `attempt` (1-based): 2, 4, 8, ... at most 5 minutes."""
-    return min(LONGEST_RETRY_S, FIRST_RETRY_S * 2 ** (attempt - 1))
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How a stage that met a passing fault is retried: `attempts` tries in all, the first
+    retry after `first_s`, each wait twice the last, none longer than `longest_s`. The
+    default spans about 4 minutes: a database failing over or an operator freeing space."""
+
+    attempts: int = 8
+    first_s: float = 2.0
+    longest_s: float = 300.0
+
+    def delay_s(self, attempt: int) -> float:
+        """Seconds before retry number `attempt` (1-based)."""
+        return min(self.longest_s, self.first_s * 2 ** (attempt - 1))
+
+    def exhausted(self, attempt: int) -> bool:
+        return attempt >= self.attempts

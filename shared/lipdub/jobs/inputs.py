@@ -71,6 +71,7 @@ class InputAccess:
 
     platform_bucket: str | None = None
     grants: Mapping[str, list[str]] = field(default_factory=dict)
+    timeout_s: float = 60.0  # for granted buckets' calls
 
     def object_ref(self, uri: str, tenant: Tenant) -> ObjectRef:
         bucket, _, key = uri.removeprefix(OBJECT_SCHEME).partition("/")
@@ -122,7 +123,7 @@ class InputAccess:
             # MinIO deployments name their buckets there too.
             endpoint = store.client.meta.endpoint_url if isinstance(store, S3Store) else None
             source = store if isinstance(store, S3Store) and ref.bucket == store.bucket \
-                else S3Store(ref.bucket, endpoint)
+                else S3Store(ref.bucket, endpoint, timeout_s=self.timeout_s)
             if not source.exists(ref.key):
                 raise InputNotFoundError(f"Input '{uri}' does not exist.",
                                          "Check the bucket and key, then resubmit.")

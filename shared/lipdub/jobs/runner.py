@@ -1,6 +1,6 @@
-"""Run one job: fetch its inputs, dub, store the result, record progress and the outcome.
-Idempotent: a job that already succeeded is not run again; a rerun after a crash starts over
-and writes a new result key (results are never overwritten in place)."""
+"""Run one stage of a job: claim it, do the stage's work, record progress and the outcome.
+Idempotent: a stage that is done is never run again, and a finished job runs nothing; a
+stage interrupted by a crash runs again from its start, writing the same keys."""
 
 from __future__ import annotations
 
