@@ -37,9 +37,9 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     # A job taken by a worker that dies is handed out again after this long (Redis broker).
     broker_visibility_timeout_s: int = 3600
-    # A running job's lease, renewed at every progress write; a dead worker's job is
-    # claimable again once it runs out.
-    job_lease_s: float = 120.0
+    # A running job's lease, renewed every third of it while a stage runs; a dead worker's
+    # job (or one whose worker lost the database) is claimable again once it runs out.
+    job_lease_s: float = 30.0
     # The recovery sweep re-enqueues jobs queued this long without starting (lost messages,
     # e.g. a broker restart) and running jobs whose lease ran out.
     requeue_after_s: float = 300.0

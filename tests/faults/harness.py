@@ -131,9 +131,11 @@ def check_jobs(scenario: Scenario, database_url: str, job_ids: list[str],
     scenario.jobs += len(job_ids)
     terminal = Counter(message_id for message_id, body in webhooks or []
                        if body["type"] != "job.progress")
+    interruptions = 0
     for job_id in job_ids:
         job = job_row(database_url, job_id)
         states = [e.state.value for e in job.events]
+        interruptions += sum("interrupted" in (e.message or "") for e in job.events)
         if job.state.value != "succeeded":
             scenario.lost += 1
             scenario.notes.append(f"{job_id}: {job.state.value} {job.error_code}")
@@ -143,6 +145,7 @@ def check_jobs(scenario: Scenario, database_url: str, job_ids: list[str],
             sent = terminal.get(f"msg_{job_id}_succeeded", 0)
             scenario.duplicates += max(0, sent - 1)
             scenario.lost += sent == 0
+    scenario.notes.append(f"{interruptions} stage interruptions recorded in job events")
 
 
 def leftovers(tmp: Path, store: Path | None = None) -> list[str]:

@@ -4,8 +4,11 @@ identity, webhook delivery."""
 from __future__ import annotations
 
 import enum
+import errno
+import shutil
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import (
     JSON,
@@ -196,7 +199,17 @@ class ReadinessProbe(Base):
     payload: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+# An embedded (SQLite) database needs room to grow: below this much free disk it is not
+# ready, although a small write may still fit in the space its write-ahead log holds.
+SQLITE_MIN_FREE_BYTES = 4 * 1024**2
+
+
 def check_writable(session) -> None:  # noqa: ANN001 - Session
     """Raises the database's own error when it cannot take a write now."""
+    url = session.get_bind().url
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        free = shutil.disk_usage(Path(url.database).expanduser().parent).free
+        if free < SQLITE_MIN_FREE_BYTES:
+            raise OSError(errno.ENOSPC, f"the database's disk has {free} bytes free")
     session.execute(insert(ReadinessProbe).values(payload=bytes(16 * 1024)))
     session.rollback()

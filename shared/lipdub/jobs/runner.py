@@ -23,7 +23,7 @@ from lipdub.db.models import Job, JobState, new_id, utcnow
 from lipdub.errors import LipDubError
 from lipdub.jobs.faults import TransientFault, fault_code
 from lipdub.jobs.inputs import InputAccess
-from lipdub.jobs.service import claim, hand_off, renew_lease, transition
+from lipdub.jobs.service import claim, hand_off, record_event, renew_lease, transition
 from lipdub.scratch import scratch_dir
 from lipdub.storage import ObjectStore, tenant_key
 
@@ -170,7 +170,7 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
         return _run_stage(job_id, sessions, store, plans, inputs or InputAccess(), fetch_url,
                           notify, lease_s, on_finish, on_stage_done, should_stop)
     except StageHandedBack:
-        release(sessions, job_id)
+        release(sessions, job_id, "handed back: its worker is stopping")
         return StageOutcome(JobState.RUNNING, None)
     except Exception as error:
         code = fault_code(error)
@@ -178,18 +178,20 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             raise
         log.warning("job %s: stage interrupted by a passing fault (%s): %s", job_id, code,
                     error)
-        release(sessions, job_id)
+        release(sessions, job_id, f"stage interrupted ({code.replace('_', ' ')}); retrying")
         raise TransientFault(code, str(error)) from error
 
 
-def release(sessions: sessionmaker[Session], job_id: str) -> None:
-    """Best effort: let the retry (or any worker) claim the job at once. Should the database
-    itself be the fault, the lease simply runs out instead."""
+def release(sessions: sessionmaker[Session], job_id: str, why: str) -> None:
+    """Best effort: let the retry (or any worker) claim the job at once, saying why in its
+    events. Should the database itself be the fault, the lease simply runs out instead."""
     try:
         with sessions() as session:
-            session.execute(update(Job).where(Job.id == job_id, Job.state == JobState.RUNNING)
-                            .values(lease_until=None))
-            session.commit()
+            job = session.get(Job, job_id)
+            if job is not None and job.state is JobState.RUNNING:
+                job.lease_until = None
+                record_event(job, why)
+                session.commit()
     except Exception as exc:  # noqa: BLE001 - the retry does not depend on it
         log.warning("job %s: could not release it (%s); its lease will run out", job_id, exc)
 
@@ -243,6 +245,9 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
         except JobCanceledError:
             transition(session, job, JobState.CANCELED, "canceled while running")
         except LipDubError as error:
+            if fault_code(error) is not None:  # the store unavailable: not the job's fault
+                session.rollback()
+                raise
             message = public_message(str(error), job.tenant_id)
             job.error_code, job.error_message = error.code, message
             transition(session, job, JobState.FAILED, message)
