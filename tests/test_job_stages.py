@@ -94,3 +94,28 @@ def test_local_input_copies_of_finished_jobs_are_pruned(tmp_path: Path,
         (local_copies(job_id) / "video.mp4").write_bytes(b"x")
     assert prune_local_copies(context.sessions) == 1
     assert not local_copies(ids[0]).exists() and local_copies(ids[1]).exists()
+
+
+def test_a_long_stage_that_writes_no_progress_keeps_its_lease(tmp_path: Path) -> None:
+    """An encode or an upload can outlast the lease without a progress write: the lease is
+    kept by its own thread, so no second worker claims the job meanwhile."""
+    import threading
+
+    from lipdub.jobs.runner import Stage, WorkResult
+
+    url, tenant_id, _ = embedded_database(tmp_path)
+    context = JobContext.from_settings(Settings(database_url=url,
+                                                storage_dir=tmp_path / "store",
+                                                job_lease_s=1.5))
+    plans = {"dub": [Stage("encode", lambda _ctx: time.sleep(4.5)),
+                     Stage("publish", lambda _ctx: WorkResult(None, {}))]}
+    context.plans = lambda: plans  # type: ignore[method-assign]
+    with context.sessions() as session:
+        job_id = create_job(session, tenant_id, JobRequest("upload:a", "upload:b", {}))[0].id
+    worker = threading.Thread(target=context.run_stage, args=(job_id,))
+    worker.start()
+    time.sleep(3.0)  # twice the lease, and not a progress write
+    with context.sessions() as session:
+        assert claim(session, job_id, lease_s=1.5) is None  # still held
+    worker.join()
+    assert context.run_stage(job_id).state is JobState.SUCCEEDED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from contextlib import closing
 from pathlib import Path
 from typing import Annotated
 
@@ -165,7 +166,7 @@ def run_dub(video: Path, audio: Path, output: Path, engine: str,
     checkpoint = wav2lip_checkpoint or settings.wav2lip_checkpoint
     selector = FaceSelector.parse(face)
     built = build_engine(engine, checkpoint, device, settings.wav2lip_batch_size)
-    with _progress_bar() as bar:
+    with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
                      settings.detect_every, RichProgress(bar), restorer)
     print_summary(report)

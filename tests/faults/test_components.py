@@ -36,6 +36,7 @@ from tests.faults.harness import (
     job_row,
     leftovers,
     peak_rss_mib,
+    reset_peak_rss,
     wait_until,
 )
 from tests.faults.proxy import ERROR, HANG, PASS, FaultProxy
@@ -74,6 +75,7 @@ def test_postgres_connections_dropped_mid_job(tmp_path: Path, samples,
     workers = Workers(_env(common), tmp_path / "tmp")
     auth = {"Authorization": f"Bearer {key}"}
     name = url.rsplit("/", 1)[1]
+    drops: list[int] = []
     try:
         with TestClient(create_app(Settings(**common))) as client:
             clip = samples.clip("fault-long", 6.0, seed=5, spec=CLIP)
@@ -94,7 +96,7 @@ def test_postgres_connections_dropped_mid_job(tmp_path: Path, samples,
                             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                             "WHERE datname = %s AND pid <> pg_backend_pid()",
                             (name,)).fetchone()[0]
-                    scenario.notes.append(f"terminated {dropped} connections")
+                    drops.append(dropped)
                     scenario.count(client.get(f"/v1/jobs/{job_id}", headers=auth))
                     time.sleep(0.7)
                 scenario.runs += 1
@@ -105,6 +107,8 @@ def test_postgres_connections_dropped_mid_job(tmp_path: Path, samples,
             scenario.watch(worker.pid)
     finally:
         workers.stop_all()
+        scenario.notes.append(f"{len(drops)} drops of {min(drops, default=0)}-"
+                              f"{max(drops, default=0)} connections each")
         scenario.save()
         _drop_postgres(url)
     assert scenario.lost == 0 and scenario.duplicates == 0, scenario
@@ -117,6 +121,7 @@ def test_redis_restarted_and_unreachable_under_load(tmp_path: Path, samples,
     accepted (201, never 5xx), /readyz says the broker is unavailable meanwhile, and the
     recovery sweep enqueues what the broker lost, so every job runs once."""
     scenario = Scenario("Redis restarted under load")
+    outages = max(2, RUNS // 2)
     port = free_port()
     broker = f"redis://127.0.0.1:{port}/0"
     server = _redis_server(port, tmp_path)
@@ -140,17 +145,21 @@ def test_redis_restarted_and_unreachable_under_load(tmp_path: Path, samples,
                         "video": video, "audio": audio, "options": {"engine": "warp"}}))
                     assert r.status_code == 201, r.text
                     ids.append(r.json()["id"])
-                    time.sleep(0.4)
+                    while_down.append(down.is_set())
+                    time.sleep(0.8)
 
+            down, while_down = threading.Event(), []
             load = threading.Thread(target=submit)
             load.start()
-            for _ in range(RUNS):
+            for _ in range(outages):
                 time.sleep(1.0)
                 server.kill()  # the queue in memory goes with it
                 server.wait(10)
+                down.set()
                 time.sleep(1.5)  # unreachable for a while
                 readiness.append(client.get("/readyz").status_code)
                 server = _redis_server(port, tmp_path)
+                down.clear()
                 scenario.runs += 1
             time.sleep(1.0)
             stop.set()
@@ -159,13 +168,15 @@ def test_redis_restarted_and_unreachable_under_load(tmp_path: Path, samples,
             for job_id in ids:
                 wait_until(lambda j=job_id: finished(url, j), 300, "the jobs to finish", 0.2)
             check_jobs(scenario, url, ids)
+            scenario.notes.append(f"{sum(while_down)} of {len(ids)} jobs submitted while "
+                                  "the broker was down")
             scenario.watch(worker.pid)
     finally:
         workers.stop_all()
         server.kill()
         server.wait(10)
         scenario.save()
-    assert readiness == [503] * RUNS, readiness
+    assert readiness == [503] * outages, readiness
     assert scenario.lost == 0 and scenario.duplicates == 0, scenario
     assert scenario.server_errors == 0
 
@@ -181,6 +192,7 @@ def test_object_store_answering_500s_then_timing_out(tmp_path: Path, samples,
                                                      short_voice: Path,
                                                      s3_behind_a_proxy: FaultProxy) -> None:
     scenario = Scenario("object store 500s, then timeouts")
+    reset_peak_rss(os.getpid())
     proxy = s3_behind_a_proxy
     url, _, key = embedded_database(tmp_path)
     settings = Settings(database_url=url, storage_dir=tmp_path / "unused", s3_bucket="dubs",
@@ -240,11 +252,10 @@ def small_disk(path: Path, size: str) -> Iterator[Path]:
 def fill(disk: Path) -> Path:
     """Take every free byte of `disk`; removing the file frees them again."""
     filler = disk / "filler"
-    with filler.open("wb") as out:
+    with filler.open("wb", buffering=0) as out:  # unbuffered: the failing write is ours
         try:
             while True:
                 out.write(b"\0" * (1 << 16))
-                out.flush()
         except OSError:
             pass
     return filler
@@ -257,6 +268,7 @@ def test_database_and_store_out_of_space(tmp_path: Path, samples, short_voice: P
     for longer than the retries last, the job fails as storage_unavailable, and what it
     left is removed once the store takes deletes again."""
     scenario = Scenario("database and store disks full")
+    reset_peak_rss(os.getpid())
     with small_disk(tmp_path / "dbdisk", "24m") as db_disk, \
             small_disk(tmp_path / "storedisk", "24m") as store_disk:
         url = f"sqlite:///{db_disk / 'lipdub.db'}"

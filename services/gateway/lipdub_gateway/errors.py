@@ -15,15 +15,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lipdub.db.models import new_id
-from lipdub.errors import LipDubError
+from lipdub.errors import BadOptionError, LipDubError
 from lipdub.jobs.faults import fault_code
+from lipdub.jobs.inputs import InputNotAvailableError, UploadNotReadyError
+from lipdub.netguard import UnsafeUrlError
 from lipdub.storage import StoreUnavailableError
 from lipdub_gateway.problems import Problem, ProblemOut, problem_handler
 
 log = logging.getLogger(__name__)
 
 # Errors about a field of the request rather than the request as a whole.
-_FIELD_ERRORS = {"unsafe_url", "unknown_input", "upload_not_complete", "bad_option"}
+_FIELD_ERRORS = {UnsafeUrlError.code, InputNotAvailableError.code, UploadNotReadyError.code,
+                 BadOptionError.code}
 
 
 async def _lipdub_error(request: Request, exc: Exception) -> JSONResponse:

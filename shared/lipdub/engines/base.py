@@ -52,3 +52,7 @@ class LipSyncEngine(Protocol):
 
     def render(self, crops: list[FaceCrop]) -> list[MouthPatch]:
         """Lip-synced mouth regions for a batch of crops, in the same order."""
+
+    def close(self) -> None:
+        """Free what the engine holds (face-model graphs and their threads): a long-lived
+        worker builds an engine per stage, and what is not freed accumulates."""

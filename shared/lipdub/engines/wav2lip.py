@@ -49,6 +49,9 @@ class Wav2LipEngine:
     def load_study_state(self, state: object) -> None:
         return None
 
+    def close(self) -> None:
+        return None  # the predictor is the model's owner
+
     def render(self, crops: list[FaceCrop]) -> list[MouthPatch]:
         if not crops:
             return []

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 from sqlalchemy import select
@@ -43,8 +44,9 @@ def dub_file(video: Path, audio: Path, output: Path, options: dict,
              progress: ProgressSink, restorer=None) -> dict:  # noqa: ANN001 - Restorer
     """A whole dub in one call (the same core the CLI uses)."""
     settings = get_settings()
-    report = dub(video, audio, output, _engine(settings, options), _sync(options),
-                 _face(options), settings.detect_every, progress, restorer)
+    with closing(_engine(settings, options)) as engine:
+        report = dub(video, audio, output, engine, _sync(options), _face(options),
+                     settings.detect_every, progress, restorer)
     return _timings(report)
 
 
@@ -121,8 +123,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
 
     def faces(ctx: WorkContext) -> None:
         video = _local(ctx, ctx.work["video"])
-        analysis = analyse_video(video, _engine(settings, ctx.job.options),
-                                 _face(ctx.job.options), settings.detect_every, ctx.progress)
+        with closing(_engine(settings, ctx.job.options)) as engine:
+            analysis = analyse_video(video, engine, _face(ctx.job.options),
+                                     settings.detect_every, ctx.progress)
         path = ctx.folder / "analysis.pkl"
         # Written and read only by this platform's own workers, inside its own store.
         path.write_bytes(pickle.dumps(analysis, protocol=pickle.HIGHEST_PROTOCOL))
@@ -161,8 +164,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             restorer = load_restorer(ctx, options["identity"], settings.device,
                                      settings.restore_batch_size)
         output = ctx.folder / "render.mp4"
-        report = render_video(video, audio, output, _engine(settings, options), analysis,
-                              _sync(options), ctx.progress, restorer)
+        with closing(_engine(settings, options)) as engine:
+            report = render_video(video, audio, output, engine, analysis, _sync(options),
+                                  ctx.progress, restorer)
         key = _work_key(ctx, "render.mp4")
         ctx.store.put_file(key, output)
         ctx.work["render"], ctx.work["timings"] = key, _timings(report)

@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from lipdub.storage import StoreUnavailableError
 
 DATABASE_UNAVAILABLE = "database_unavailable"
-STORAGE_UNAVAILABLE = "storage_unavailable"
+STORAGE_UNAVAILABLE = StoreUnavailableError.code
 WORKER_DISK_FULL = "worker_disk_full"
 
 _MESSAGES = {

@@ -94,6 +94,12 @@ class WarpEngine:
         ):
             self.reference = candidate
 
+    def close(self) -> None:
+        self._tracker.close()
+        if self._study_tracker is not None:
+            self._study_tracker.close()
+            self._study_tracker = None
+
     def study_state(self) -> TeethReference | None:
         return self.reference
 
