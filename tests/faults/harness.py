@@ -89,13 +89,13 @@ class Workers:
 
     def start(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "celery", "-A", "lipdub_worker.tasks", "worker",
-                   "--pool", "solo", "--loglevel", "WARNING", "--without-gossip",
-                   "--without-mingle"]
+                   "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel",
+                   os.environ.get("LIPDUB_TEST_WORKER_LOGLEVEL", "WARNING")]
         if self.beat:
             command += ["-B", "-s", str(self.tmp / f"beat-{len(self.processes)}")]
-        self.processes.append(subprocess.Popen(command, env=self.env,
-                                               stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL,
+        log = (self.tmp / f"worker-{len(self.processes)}.log").open("wb")  # for post-mortems
+        self.processes.append(subprocess.Popen(command, env=self.env, stdout=log,
+                                               stderr=subprocess.STDOUT,
                                                start_new_session=True))
         return self.processes[-1]
 
@@ -143,7 +143,8 @@ def check_jobs(scenario: Scenario, database_url: str, job_ids: list[str],
     for job_id in job_ids:
         job = job_row(database_url, job_id)
         states = [e.state.value for e in job.events]
-        interruptions += sum("interrupted" in (e.message or "") for e in job.events)
+        interruptions += sum(any(w in (e.message or "") for w in ("interrupted", "handed back"))
+                             for e in job.events)
         if job.state.value != "succeeded":
             scenario.lost += 1
             scenario.notes.append(f"{job_id}: {job.state.value} {job.error_code}")
@@ -153,12 +154,12 @@ def check_jobs(scenario: Scenario, database_url: str, job_ids: list[str],
             sent = terminal.get(f"msg_{job_id}_succeeded", 0)
             scenario.duplicates += max(0, sent - 1)
             scenario.lost += sent == 0
-    scenario.notes.append(f"{interruptions} stage interruptions recorded in job events")
+    scenario.notes.append(f"{interruptions} stage interruptions or hand-backs in job events")
 
 
 def leftovers(tmp: Path, store: Path | None = None) -> list[str]:
     """Scratch folders, half-written files and working artifacts still lying around."""
-    found = [p.name for p in tmp.glob("lipdub-*") if p.name != "lipdub-jobs"]
+    found = [p.name for p in tmp.glob("lipdub-*") if p.name != "lipdub-jobs"]  # not logs
     found += [p.name for p in (tmp / "lipdub-jobs").glob("*")]
     if store is not None:
         found += [str(p.relative_to(store)) for p in store.rglob("*")

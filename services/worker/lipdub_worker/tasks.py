@@ -8,14 +8,16 @@ is never redone; results are written under new keys)."""
 
 from __future__ import annotations
 
+import threading
 from functools import cache
 
 import httpx
 from celery import Celery, Task
+from celery.signals import worker_shutting_down
 from sqlalchemy.exc import OperationalError
 
 from lipdub.config import get_settings
-from lipdub.db.models import Job
+from lipdub.db.models import Job, JobState
 from lipdub.db.session import upgrade
 from lipdub.jobs.context import JobContext
 from lipdub.jobs.dubbing import dub_stages
@@ -56,6 +58,16 @@ def _context() -> JobContext:
     return context
 
 
+# Set once this worker is asked to stop (SIGTERM: Celery's warm shutdown): the stage in hand
+# stops at its next progress write and the job is handed back for another worker.
+_stopping = threading.Event()
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_kwargs: object) -> None:
+    _stopping.set()
+
+
 def _send_notify(_session: object, job: Job) -> None:
     app.send_task(NOTIFY, args=[job.id])
 
@@ -65,7 +77,8 @@ def _advance(task: Task, job_id: str) -> str:
     worker, or another queue, may take it). A passing fault retries this task with backoff;
     after the last try the job fails with the fault's code."""
     try:
-        outcome = _context().run_stage(job_id, notify=_send_notify)
+        outcome = _context().run_stage(job_id, notify=_send_notify,
+                                       should_stop=_stopping.is_set)
     except TransientFault as fault:
         attempt, policy = task.request.retries + 1, _context().retry
         if policy.exhausted(attempt):
@@ -73,6 +86,10 @@ def _advance(task: Task, job_id: str) -> str:
             return f"failed: {fault.code}"
         raise task.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
                          exc=fault) from fault
+    if outcome.state is JobState.RUNNING and outcome.next_stage is None:
+        # Handed back (this worker is stopping): the same stage again, on another worker.
+        app.send_task(RUN_JOB, args=[job_id])
+        return "handed back"
     if outcome.next_stage is not None:
         app.send_task(f"{STAGE_PREFIX}{outcome.next_stage}", args=[job_id])
         return f"next: {outcome.next_stage}"

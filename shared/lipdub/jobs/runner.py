@@ -170,8 +170,12 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
         return _run_stage(job_id, sessions, store, plans, inputs or InputAccess(), fetch_url,
                           notify, lease_s, on_finish, on_stage_done, should_stop)
     except StageHandedBack:
+        log.info("job %s: handed back, its worker is stopping", job_id)
         release(sessions, job_id, "handed back: its worker is stopping")
         return StageOutcome(JobState.RUNNING, None)
+    except BaseException:  # the process is being torn down (SystemExit, KeyboardInterrupt)
+        release(sessions, job_id, "handed back: its worker is stopping")
+        raise
     except Exception as error:
         code = fault_code(error)
         if code is None:
@@ -255,6 +259,11 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             if fault_code(error) is not None:
                 session.rollback()
                 raise  # not the job's failure: retried
+            if should_stop is not None and should_stop():
+                # Its worker is being stopped, which can break a stage mid-call: hand the
+                # stage back to run again elsewhere rather than fail the job for it.
+                session.rollback()
+                raise StageHandedBack(job.id) from error
             reference = new_id()[:12]
             log.exception("job %s failed (reference %s)", job.id, reference)
             job.error_code = "internal_error"

@@ -1,0 +1,162 @@
+"""The serving layer against a real Triton server (the binary bundled in nvidia-pytriton,
+started here on a copy of model_repository/ with weights exported from a checkpoint the test
+creates): the repository's configs match the clients, the exported ONNX matches PyTorch,
+Wav2Lip over gRPC and HTTP equals the local backend, a whole dub through Triton equals the
+same dub run locally, dynamic batching merges concurrent requests, and a missing server or
+model or a wrong request gives a clear error."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from google.protobuf import text_format
+from lipdub_model_server.triton_client import TritonPredictor
+from lipdub_model_server.triton_server import TritonServer
+from tritonclient.grpc import model_config_pb2
+
+from lipdub.config import Settings
+from lipdub.engines.registry import build_engine
+from lipdub.inference.backends import InferenceFailedError, InferenceUnavailableError
+from lipdub.inference.contract import CONTRACTS, WAV2LIP
+from lipdub.inference.export import example_batch, export_wav2lip
+from lipdub.inference.local import LocalPredictor
+from lipdub.models.wav2lip import load_wav2lip_checkpoint
+from lipdub.pipeline import dub
+from tests.http_helpers import free_port
+from tests.media_helpers import read_frames
+
+REPOSITORY = Path(__file__).parent.parent / "model_repository"
+TOLERANCE = 1e-5  # outputs in [0, 1]; the same float32 network on both sides
+
+
+@pytest.fixture(scope="module")
+def exported(random_wav2lip_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A copy of the repository (configs and backend code) with exported weights."""
+    repository = tmp_path_factory.mktemp("models") / "model_repository"
+    shutil.copytree(REPOSITORY, repository)
+    report = export_wav2lip(random_wav2lip_checkpoint, repository)
+    return repository, report
+
+
+@pytest.fixture(scope="module")
+def triton(exported, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TritonServer]:
+    repository, _ = exported
+    server = TritonServer(repository, http_port=free_port(), grpc_port=free_port(),
+                          metrics_port=free_port(), load=[WAV2LIP.name])
+    server.start(log=tmp_path_factory.mktemp("triton") / "server.log")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def local(random_wav2lip_checkpoint: Path) -> LocalPredictor:
+    return LocalPredictor(load_wav2lip_checkpoint(random_wav2lip_checkpoint), "cpu")
+
+
+def test_every_config_parses_and_matches_its_contract() -> None:
+    configs = sorted(REPOSITORY.glob("*/config.pbtxt"))
+    assert {p.parent.name for p in configs} == set(CONTRACTS)
+    types = {"FP32": model_config_pb2.TYPE_FP32}
+    for path in configs:
+        config = text_format.Parse(path.read_text(), model_config_pb2.ModelConfig())
+        contract = CONTRACTS[config.name]
+        assert config.name == path.parent.name
+        assert config.max_batch_size == contract.max_batch_size
+        for declared, wanted in ((config.input, contract.inputs),
+                                 (config.output, contract.outputs)):
+            assert [(t.name, tuple(t.dims), t.data_type) for t in declared] == [
+                (t.name, t.dims, types[t.datatype]) for t in wanted], path
+        assert config.dynamic_batching.max_queue_delay_microseconds > 0
+
+
+def test_exported_onnx_matches_pytorch(exported) -> None:
+    repository, report = exported
+    assert report.onnx_max_abs_diff is not None and report.onnx_max_abs_diff < 1e-4
+    graph = onnx.load(str(report.onnx), load_external_data=False).graph
+    assert [i.name for i in graph.input] == [t.name for t in WAV2LIP.inputs]
+    assert [o.name for o in graph.output] == [t.name for t in WAV2LIP.outputs]
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_triton_equals_the_local_backend(triton: TritonServer, local: LocalPredictor,
+                                         protocol: str) -> None:
+    spec = (f"triton://{triton.grpc_url}" if protocol == "grpc"
+            else f"triton+http://{triton.host}:{triton.http_port}")
+    remote = TritonPredictor(spec, WAV2LIP)
+    for batch in (1, 7, 16):
+        mel, faces = example_batch(WAV2LIP, batch, seed=batch)
+        got, want = remote(mel, faces), local(mel, faces)
+        assert got.shape == (batch, 3, 96, 96)
+        assert np.abs(got - want).max() < TOLERANCE
+
+
+def test_dynamic_batching_merges_concurrent_requests(triton: TritonServer) -> None:
+    import tritonclient.grpc as grpc
+
+    remote = TritonPredictor(f"triton://{triton.grpc_url}", WAV2LIP)
+    client = grpc.InferenceServerClient(triton.grpc_url)
+
+    def counts() -> tuple[int, int]:
+        stats = client.get_inference_statistics(WAV2LIP.name).model_stats[0]
+        return stats.inference_count, stats.execution_count
+
+    before = counts()
+    mel, faces = example_batch(WAV2LIP, 2)
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(lambda _: remote(mel, faces), range(32)))
+    inferences, executions = (a - b for a, b in zip(counts(), before, strict=True))
+    print(f"{inferences} items in {executions} executions")
+    assert inferences == 64 and executions < 32  # requests were merged
+
+
+def test_a_whole_dub_through_triton_equals_the_local_dub(triton: TritonServer,
+                                                         random_wav2lip_checkpoint: Path,
+                                                         talking_clip: Path,
+                                                         short_voice: Path,
+                                                         tmp_path: Path) -> None:
+    outputs = {}
+    for backend in ("local", f"triton://{triton.grpc_url}"):
+        engine = build_engine("wav2lip", random_wav2lip_checkpoint, "cpu", 16, backend)
+        out = tmp_path / f"{backend.split(':')[0]}.mp4"
+        dub(talking_clip, short_voice, out, engine)
+        engine.close()
+        outputs[backend] = read_frames(out)
+    local_frames, triton_frames = outputs.values()
+    assert len(local_frames) == len(triton_frames) > 0
+    diff = np.abs(np.stack(local_frames).astype(int) - np.stack(triton_frames).astype(int))
+    print(f"decoded frames: max diff {diff.max()}, mean {diff.mean():.5f}")
+    assert diff.max() <= 2 and diff.mean() < 0.01  # the same pixels, up to rounding
+
+
+def test_errors_are_clear_and_specific(triton: TritonServer) -> None:
+    down = TritonPredictor(f"triton://127.0.0.1:{free_port()}", WAV2LIP, attempts=2,
+                           first_wait_s=0.05)
+    mel, faces = example_batch(WAV2LIP, 1)
+    with pytest.raises(InferenceUnavailableError, match="could not serve 'wav2lip'"):
+        down(mel, faces)
+    missing = TritonPredictor(f"triton://{triton.grpc_url}",
+                              replace(WAV2LIP, name="no_such_model"), attempts=2,
+                              first_wait_s=0.05)
+    with pytest.raises(InferenceUnavailableError, match="no_such_model"):
+        missing(mel, faces)
+    remote = TritonPredictor(f"triton://{triton.grpc_url}", WAV2LIP)
+    with pytest.raises(InferenceFailedError, match="refused"):
+        remote(mel[:, :, :40], faces)  # half the mel window
+    with pytest.raises(InferenceFailedError, match="not a Triton address"):
+        TritonPredictor("http://example.com", WAV2LIP)
+
+
+def test_settings_choose_the_backend(triton: TritonServer) -> None:
+    """`LIPDUB_INFERENCE` switches the engine's backend; `auto` needs no local weights when
+    a server holds them."""
+    settings = Settings(inference=f"triton://{triton.grpc_url}")
+    engine = build_engine("auto", None, "cpu", 16, settings.inference)
+    assert engine.name == "wav2lip"
+    engine.close()
