@@ -17,18 +17,18 @@ import numpy as np
 import onnx
 import pytest
 from google.protobuf import text_format
-from lipdub_model_server.triton_client import TritonPredictor
-from lipdub_model_server.triton_server import TritonServer
 from tritonclient.grpc import model_config_pb2
 
 from lipdub.config import Settings
 from lipdub.engines.registry import build_engine
-from lipdub.inference.backends import InferenceFailedError, InferenceUnavailableError
 from lipdub.inference.contract import CONTRACTS, WAV2LIP
+from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
 from lipdub.inference.export import example_batch, export_wav2lip
 from lipdub.inference.local import LocalPredictor
 from lipdub.models.wav2lip import load_wav2lip_checkpoint
 from lipdub.pipeline import dub
+from lipdub_model_server.triton_client import TritonPredictor
+from lipdub_model_server.triton_server import TritonServer
 from tests.http_helpers import free_port
 from tests.media_helpers import read_frames
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lipdub.cli_admin import db_app, keys_app
+from lipdub.cli_models import models_app
 from lipdub.config import get_settings
 from lipdub.errors import LipDubError
 from lipdub.sync import SyncMode
@@ -165,7 +166,8 @@ def run_dub(video: Path, audio: Path, output: Path, engine: str,
     settings = get_settings()
     checkpoint = wav2lip_checkpoint or settings.wav2lip_checkpoint
     selector = FaceSelector.parse(face)
-    built = build_engine(engine, checkpoint, device, settings.wav2lip_batch_size)
+    built = build_engine(engine, checkpoint, device, settings.wav2lip_batch_size,
+                         settings.inference)
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
                      settings.detect_every, RichProgress(bar), restorer)
@@ -296,6 +298,7 @@ def identity_delete(name: Annotated[str, typer.Argument()]) -> None:
 
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
 
 
 @app.command()

@@ -17,6 +17,9 @@ class Settings(BaseSettings):
     # "auto" picks CUDA when torch sees it, else CPU.
     device: str = "auto"
     wav2lip_batch_size: int = 16
+    # Where the models run: "local" (this process), or a model server holding the weights:
+    # "triton://host:8001" (gRPC), "triton+http://host:8000".
+    inference: str = "local"
     # Detect faces every N frames (and on every scene cut); track in between.
     detect_every: int = 5
     # Where identities (trained restorers) live; one folder per person, versioned.

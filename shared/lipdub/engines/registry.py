@@ -1,5 +1,5 @@
-"""Choose and build an engine by name: `auto` = wav2lip when weights are configured, else
-the weight-free warp engine."""
+"""Choose and build an engine by name: `auto` = wav2lip when its weights are at hand (a
+local checkpoint, or a model server that holds them), else the weight-free warp engine."""
 
 from __future__ import annotations
 
@@ -7,16 +7,19 @@ from pathlib import Path
 
 from lipdub.engines.base import LipSyncEngine
 from lipdub.errors import BadOptionError, EngineUnavailableError
+from lipdub.inference.backends import LOCAL, is_remote
 
 ENGINE_NAMES = ("auto", "wav2lip", "warp")
 
 
-def resolve_engine_name(name: str, wav2lip_checkpoint: Path | None) -> str:
+def resolve_engine_name(name: str, wav2lip_checkpoint: Path | None,
+                        inference: str = LOCAL) -> str:
     if name not in ENGINE_NAMES:
         raise BadOptionError(f"--engine '{name}' is not known.", f"Use one of {ENGINE_NAMES}.")
+    weights = wav2lip_checkpoint is not None or is_remote(inference)
     if name == "auto":
-        return "wav2lip" if wav2lip_checkpoint is not None else "warp"
-    if name == "wav2lip" and wav2lip_checkpoint is None:
+        return "wav2lip" if weights else "warp"
+    if name == "wav2lip" and not weights:
         raise EngineUnavailableError(
             "The wav2lip engine needs the Wav2Lip weights, which LipDub does not bundle.",
             "Pass --wav2lip-checkpoint wav2lip_gan.pth (or set LIPDUB_WAV2LIP_CHECKPOINT), "
@@ -26,17 +29,17 @@ def resolve_engine_name(name: str, wav2lip_checkpoint: Path | None) -> str:
 
 
 def build_engine(
-    name: str, wav2lip_checkpoint: Path | None, device: str = "auto", batch_size: int = 16
+    name: str, wav2lip_checkpoint: Path | None, device: str = "auto", batch_size: int = 16,
+    inference: str = LOCAL,
 ) -> LipSyncEngine:
-    resolved = resolve_engine_name(name, wav2lip_checkpoint)
+    """`inference`: where the model runs (LIPDUB_INFERENCE: local, or a model server)."""
+    resolved = resolve_engine_name(name, wav2lip_checkpoint, inference)
     if resolved == "wav2lip":
         from lipdub.engines.wav2lip import Wav2LipEngine
-        from lipdub.inference.local import LocalPredictor
-        from lipdub.models.wav2lip import load_wav2lip_checkpoint
+        from lipdub.inference.backends import wav2lip_predictor
 
-        assert wav2lip_checkpoint is not None
-        model = load_wav2lip_checkpoint(wav2lip_checkpoint)
-        return Wav2LipEngine(LocalPredictor(model, device), batch_size=batch_size)
+        predictor = wav2lip_predictor(inference, wav2lip_checkpoint, device)
+        return Wav2LipEngine(predictor, batch_size=batch_size)
     from lipdub.engines.warp.engine import WarpEngine
 
     return WarpEngine()

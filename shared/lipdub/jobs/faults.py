@@ -10,16 +10,19 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from lipdub.inference.errors import InferenceUnavailableError
 from lipdub.storage import StoreUnavailableError
 
 DATABASE_UNAVAILABLE = "database_unavailable"
 STORAGE_UNAVAILABLE = StoreUnavailableError.code
 WORKER_DISK_FULL = "worker_disk_full"
+INFERENCE_UNAVAILABLE = InferenceUnavailableError.code
 
 _MESSAGES = {
     DATABASE_UNAVAILABLE: "The job database was unavailable",
     STORAGE_UNAVAILABLE: "The object store was unavailable",
     WORKER_DISK_FULL: "The worker's disk was full",
+    INFERENCE_UNAVAILABLE: "The model server was unavailable",
 }
 
 
@@ -42,6 +45,8 @@ def fault_code(error: BaseException) -> str | None:
     """The code of a passing fault, or None for any other error."""
     if isinstance(error, StoreUnavailableError):
         return STORAGE_UNAVAILABLE
+    if isinstance(error, InferenceUnavailableError):
+        return INFERENCE_UNAVAILABLE
     if isinstance(error, OperationalError | InterfaceError) or (
             isinstance(error, DBAPIError) and error.connection_invalidated):
         return DATABASE_UNAVAILABLE

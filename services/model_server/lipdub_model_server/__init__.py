@@ -1,0 +1,1 @@
+"""The model server (Triton, containerless) and the inference clients of the workers."""

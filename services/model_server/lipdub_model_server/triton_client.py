@@ -1,0 +1,147 @@
+"""The workers' side of Triton: a Predictor (lipdub.inference) that sends a render batch to
+a Triton server over gRPC (`triton://host:8001`) or HTTP (`triton+http://host:8000`).
+
+- The model is loaded on the server if it is not yet (explicit model control), once.
+- Transient failures (server down or restarting, model loading) are retried with backoff,
+  then reported as InferenceUnavailableError, which the job runner treats as a passing
+  fault (the stage is retried later; the job fails as inference_unavailable only after
+  the last try). A request the server refuses (wrong shapes) is InferenceFailedError.
+- Prometheus metrics: latency, batch sizes, errors, per backend and model."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit
+
+import numpy as np
+from prometheus_client import Counter, Histogram
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+
+from lipdub.inference.contract import ModelContract
+from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
+
+LATENCY = Histogram("lipdub_inference_seconds", "Inference request latency",
+                    ["backend", "model"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5,
+                                                   5, 10, 30))
+BATCH = Histogram("lipdub_inference_batch_size", "Items per inference request",
+                  ["backend", "model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
+ERRORS = Counter("lipdub_inference_errors_total", "Failed inference requests",
+                 ["backend", "model", "kind"])
+
+# gRPC status names and HTTP codes meaning "not now" rather than "never".
+_TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
+              "StatusCode.RESOURCE_EXHAUSTED", "503", "504", "429"}
+
+
+class _Transient(Exception):
+    pass
+
+
+class TritonPredictor:
+    def __init__(self, spec: str, contract: ModelContract, timeout_s: float = 60.0,
+                 attempts: int = 4, first_wait_s: float = 0.5) -> None:
+        parts = urlsplit(spec)
+        if parts.scheme not in ("triton", "triton+http") or not parts.hostname:
+            raise InferenceFailedError(f"'{spec}' is not a Triton address.",
+                                       "Use triton://host:8001 (gRPC) or "
+                                       "triton+http://host:8000.")
+        self.contract, self.timeout_s = contract, timeout_s
+        self.http = parts.scheme == "triton+http"
+        self.label = "triton-http" if self.http else "triton-grpc"
+        address = f"{parts.hostname}:{parts.port or (8000 if self.http else 8001)}"
+        if self.http:
+            import tritonclient.http as client
+
+            self._client = client.InferenceServerClient(
+                address, connection_timeout=timeout_s, network_timeout=timeout_s)
+        else:
+            import tritonclient.grpc as client
+
+            self._client = client.InferenceServerClient(address)
+        self._api = client
+        self.address = address
+        self._retrying = dict(retry=retry_if_exception_type(_Transient),
+                              stop=stop_after_attempt(attempts),
+                              wait=wait_exponential(multiplier=first_wait_s, max=10),
+                              reraise=True)
+        self._loaded = False
+
+    # -- readiness --------------------------------------------------------------------
+    def ensure_ready(self) -> None:
+        """The server answers and the model is loaded (loading it if the server runs with
+        explicit model control)."""
+        if self._loaded:
+            return
+        self._call(self._make_ready)
+        self._loaded = True
+
+    def _make_ready(self) -> None:
+        if not self._client.is_server_live():
+            raise _Transient("server not live")
+        name = self.contract.name
+        if not self._client.is_model_ready(name):
+            self._client.load_model(name)
+            if not self._client.is_model_ready(name):
+                raise _Transient(f"model {name} not ready")
+
+    # -- inference -------------------------------------------------------------------
+    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+        self.ensure_ready()
+        inputs = []
+        for tensor, array in zip(self.contract.inputs, arrays, strict=True):
+            item = self._api.InferInput(tensor.name, list(array.shape), tensor.datatype)
+            item.set_data_from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            inputs.append(item)
+        outputs = [self._api.InferRequestedOutput(t.name) for t in self.contract.outputs]
+        labels = (self.label, self.contract.name)
+        started = time.perf_counter()
+        result = self._call(lambda: self._infer(inputs, outputs))
+        LATENCY.labels(*labels).observe(time.perf_counter() - started)
+        BATCH.labels(*labels).observe(len(arrays[0]))
+        return result.as_numpy(self.contract.outputs[0].name)
+
+    def _infer(self, inputs: list, outputs: list):  # noqa: ANN202 - an InferResult
+        if self.http:
+            return self._client.infer(self.contract.name, inputs, outputs=outputs)
+        return self._client.infer(self.contract.name, inputs, outputs=outputs,
+                                  client_timeout=self.timeout_s)
+
+    def _call(self, action):  # noqa: ANN001, ANN202
+        """`action()` with retries on transient faults; errors mapped to the core's."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            for attempt in Retrying(**self._retrying):
+                with attempt:
+                    try:
+                        return action()
+                    except InferenceServerException as exc:
+                        if str(exc.status()) in _TRANSIENT or _is_connection_error(exc):
+                            raise _Transient(exc.message()) from exc
+                        if "unknown model" in (exc.message() or "") or \
+                                "failed to load" in (exc.message() or ""):
+                            self._loaded = False
+                            raise _Transient(exc.message()) from exc
+                        raise
+                    except (ConnectionError, OSError) as exc:
+                        raise _Transient(str(exc)) from exc
+        except _Transient as exc:
+            ERRORS.labels(self.label, self.contract.name, "unavailable").inc()
+            self._loaded = False
+            raise InferenceUnavailableError(
+                f"The inference server at {self.address} could not serve "
+                f"'{self.contract.name}': {exc}.",
+                "Check that the model server is up and the model exported "
+                "(lipdub models export).") from exc
+        except InferenceServerException as exc:
+            ERRORS.labels(self.label, self.contract.name, "refused").inc()
+            raise InferenceFailedError(
+                f"The inference server refused the request for '{self.contract.name}': "
+                f"{exc.message()}.", "Check that workers and server run the same release.") \
+                from exc
+
+
+def _is_connection_error(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return any(s in text for s in ("connection refused", "failed to connect", "unavailable",
+                                   "connection reset", "broken pipe", "timed out"))

@@ -1,0 +1,50 @@
+"""Where the models run, chosen by configuration (`LIPDUB_INFERENCE`):
+
+  local                       in this process, PyTorch on CPU or CUDA (the embedded default)
+  triton://host:8001          a Triton server over gRPC (the production path)
+  triton+http://host:8000     the same over HTTP
+
+Every backend is a Predictor with the same contract (lipdub.inference.contract) and gives
+the same outputs within float tolerance. Remote backends are plug-ins found through the
+`lipdub.inference` entry points (the model-server package provides them), so the core names
+no serving technology."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lipdub.inference.contract import WAV2LIP, ModelContract
+from lipdub.inference.errors import InferenceFailedError
+
+if TYPE_CHECKING:
+    from lipdub.inference.local import Predictor
+
+LOCAL = "local"
+ENTRY_POINT_GROUP = "lipdub.inference"
+
+
+def is_remote(spec: str) -> bool:
+    return spec != LOCAL
+
+
+def remote_predictor(spec: str, contract: ModelContract = WAV2LIP) -> Predictor:
+    """A Predictor for the server `spec` names (scheme://host:port)."""
+    scheme = spec.split("://", 1)[0] if "://" in spec else ""
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    if scheme not in found:
+        raise InferenceFailedError(
+            f"LIPDUB_INFERENCE='{spec}' names no known backend.",
+            f"Use {LOCAL} or one of: {', '.join(f'{s}://host:port' for s in sorted(found))}.")
+    return found[scheme].load()(spec, contract)
+
+
+def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str) -> Predictor:
+    if is_remote(spec):
+        return remote_predictor(spec, WAV2LIP)
+    from lipdub.inference.local import LocalPredictor
+    from lipdub.models.wav2lip import load_wav2lip_checkpoint
+
+    assert checkpoint is not None
+    return LocalPredictor(load_wav2lip_checkpoint(checkpoint), device)

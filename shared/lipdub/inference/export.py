@@ -1,0 +1,108 @@
+"""`lipdub models export`: an operator's Wav2Lip checkpoint (loaded unchanged) into the
+model repository, as an exported program (torch.export, .pt2) for the python backend and as
+ONNX for the NGC container's onnxruntime/TensorRT backend, both with a dynamic batch.
+BatchNorm is folded first, as the local backend does, so every backend computes the same
+network. The ONNX file is checked against PyTorch with onnxruntime before it is kept. Files
+are written atomically: a failed export leaves the repository as it was."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from lipdub.errors import LipDubError
+from lipdub.inference.contract import WAV2LIP, WAV2LIP_ONNX, ModelContract
+from lipdub.inference.local import fold_batchnorm
+from lipdub.models.wav2lip import load_wav2lip_checkpoint
+
+PROGRAM_FILE = "wav2lip.pt2"  # what model_repository/wav2lip/1/model.py loads
+ONNX_FILE = "model.onnx"  # Triton's default name for onnxruntime models
+ONNX_TOLERANCE = 1e-4  # outputs lie in [0, 1]; float32 reorderings stay far below this
+ONNX_OPSET = 18
+T = TypeVar("T")
+
+
+class ExportCheckError(LipDubError):
+    code = "export_check_failed"
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    program: Path
+    onnx: Path | None
+    onnx_max_abs_diff: float | None
+
+
+def example_batch(contract: ModelContract, batch: int, seed: int = 0) -> list[np.ndarray]:
+    """Random inputs of the contract's shapes (values in [0, 1] for faces, ~N(0,1) for mel
+    features), for tracing and checking."""
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal if t.name == "mel" else rng.random)(
+        (batch, *t.dims)).astype(np.float32) for t in contract.inputs]
+
+
+def model_file(repository: Path, contract: ModelContract, file: str, version: int = 1) -> Path:
+    return repository / contract.name / str(version) / file
+
+
+def export_wav2lip(checkpoint: Path, repository: Path, onnx: bool = True) -> ExportReport:
+    model = fold_batchnorm(load_wav2lip_checkpoint(checkpoint).eval())
+    example = tuple(torch.from_numpy(a) for a in example_batch(WAV2LIP, 2))
+    batch = torch.export.Dim("batch", min=1, max=WAV2LIP.max_batch_size)
+    dynamic = tuple({0: batch} for _ in WAV2LIP.inputs)
+    program = torch.export.export(model, example, dynamic_shapes=dynamic)
+    program_path = model_file(repository, WAV2LIP, PROGRAM_FILE)
+    _atomic(program_path, lambda tmp: torch.export.save(program, str(tmp)))
+    if not onnx:
+        return ExportReport(program_path, None, None)
+    onnx_path = model_file(repository, WAV2LIP_ONNX, ONNX_FILE)
+
+    def write_onnx(tmp: Path) -> float:
+        torch.onnx.export(model, example, str(tmp), dynamo=True, dynamic_shapes=dynamic,
+                          input_names=[t.name for t in WAV2LIP.inputs],
+                          output_names=[t.name for t in WAV2LIP.outputs],
+                          opset_version=ONNX_OPSET, external_data=False, verbose=False)
+        return check_onnx(model, tmp)  # refused files are never moved into place
+
+    return ExportReport(program_path, onnx_path, _atomic(onnx_path, write_onnx))
+
+
+def check_onnx(model: torch.nn.Module, path: Path, batch: int = 4) -> float:
+    """The largest output difference between onnxruntime (CPU) and PyTorch on random
+    inputs; refuses the file past ONNX_TOLERANCE."""
+    import onnxruntime
+
+    inputs = example_batch(WAV2LIP, batch, seed=1)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = session.run(None, {t.name: a for t, a in zip(WAV2LIP.inputs, inputs,
+                                                         strict=True)})[0]
+    with torch.inference_mode():
+        want = model(*(torch.from_numpy(a) for a in inputs)).numpy()
+    diff = float(np.abs(got - want).max())
+    if not diff <= ONNX_TOLERANCE:
+        raise ExportCheckError(f"The ONNX model differs from PyTorch by up to {diff:.2g} "
+                               f"(tolerance {ONNX_TOLERANCE}).",
+                               "Report this with the torch and onnx versions.")
+    return diff
+
+
+def _atomic(target: Path, write: Callable[[Path], T]) -> T:
+    """`write(tmp)` into a file beside `target`, moved into place only if it succeeds."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        result = write(tmp)
+        tmp.chmod(0o644)  # the server may run as another user
+        tmp.replace(target)
+        return result
+    finally:
+        tmp.unlink(missing_ok=True)
