@@ -83,6 +83,7 @@ def assert_no_partial_files(folder: Path) -> None:
 def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A real S3 server process on loopback (moto's), with a bucket "dubs": its endpoint."""
     import boto3
+    import httpx
     from moto.server import ThreadedMotoServer
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
@@ -92,6 +93,8 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps one store per process, whatever the server: start every test empty.
+    httpx.post(f"{endpoint}/moto-api/reset")
     boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket="dubs")
     yield endpoint
     server.stop()

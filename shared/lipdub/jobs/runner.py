@@ -173,9 +173,6 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
         log.info("job %s: handed back, its worker is stopping", job_id)
         release(sessions, job_id, "handed back: its worker is stopping")
         return StageOutcome(JobState.RUNNING, None)
-    except BaseException:  # the process is being torn down (SystemExit, KeyboardInterrupt)
-        release(sessions, job_id, "handed back: its worker is stopping")
-        raise
     except Exception as error:
         code = fault_code(error)
         if code is None:
@@ -184,6 +181,9 @@ def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
                     error)
         release(sessions, job_id, f"stage interrupted ({code.replace('_', ' ')}); retrying")
         raise TransientFault(code, str(error)) from error
+    except BaseException:  # the process is being torn down (SystemExit, KeyboardInterrupt)
+        release(sessions, job_id, "handed back: its worker is stopping")
+        raise
 
 
 def release(sessions: sessionmaker[Session], job_id: str, why: str) -> None:
