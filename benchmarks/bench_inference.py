@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
+import socket
 import statistics
 import tempfile
 import time
@@ -25,9 +26,14 @@ from lipdub.inference.local import LocalPredictor
 from lipdub.models.wav2lip import Wav2Lip, load_wav2lip_checkpoint, save_wav2lip_checkpoint
 from lipdub_model_server.triton_client import TritonPredictor
 from lipdub_model_server.triton_server import TritonServer
-from tests.http_helpers import free_port
 
 REPOSITORY = Path(__file__).parent.parent / "model_repository"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def measure(predict, batch: int, seconds: float, clients: int) -> dict:  # noqa: ANN001

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -78,21 +79,38 @@ def peak_rss_mib(pid: int) -> float:
 
 class Workers:
     """Celery worker processes of one platform (environment fixed), started and stopped at
-    will. Their temp folder is their own, so leftovers can be looked for."""
+    will. Their temp folder is their own, so leftovers can be looked for. With `beat`, a
+    beat process runs beside them, restarted whenever it exits, as the deployments'
+    `restart: unless-stopped` and Kubernetes Deployment do."""
 
     def __init__(self, env: dict[str, str], tmp: Path, beat: bool = False) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.env = {**os.environ, **env, "TMPDIR": str(tmp)}
         self.tmp = tmp
-        self.beat = beat
         self.processes: list[subprocess.Popen] = []
+        self.beat_restarts = -1
+        self._beat: subprocess.Popen | None = None
+        self._stop = threading.Event()
+        if beat:
+            threading.Thread(target=self._supervise_beat, daemon=True).start()
+
+    def _supervise_beat(self) -> None:
+        while not self._stop.is_set():
+            if self._beat is None or self._beat.poll() is not None:
+                self.beat_restarts += 1
+                log = (self.tmp / f"beat-{self.beat_restarts}.log").open("wb")
+                self._beat = subprocess.Popen(
+                    [sys.executable, "-m", "celery", "-A", "lipdub_worker.tasks", "beat",
+                     "--loglevel", "WARNING", "-s",
+                     str(self.tmp / f"beat-schedule-{self.beat_restarts}")],
+                    env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True)
+            self._stop.wait(0.5)
 
     def start(self) -> subprocess.Popen:
         command = [sys.executable, "-m", "celery", "-A", "lipdub_worker.tasks", "worker",
                    "--pool", "solo", "--without-gossip", "--without-mingle", "--loglevel",
                    os.environ.get("LIPDUB_TEST_WORKER_LOGLEVEL", "WARNING")]
-        if self.beat:
-            command += ["-B", "-s", str(self.tmp / f"beat-{len(self.processes)}")]
         log = (self.tmp / f"worker-{len(self.processes)}.log").open("wb")  # for post-mortems
         self.processes.append(subprocess.Popen(command, env=self.env, stdout=log,
                                                stderr=subprocess.STDOUT,
@@ -104,7 +122,8 @@ class Workers:
         os.killpg(process.pid, sig)
 
     def stop_all(self, scenario: Scenario | None = None) -> None:
-        for process in self.processes:
+        self._stop.set()
+        for process in [*self.processes, *([self._beat] if self._beat else [])]:
             if process.poll() is None:
                 if scenario is not None:
                     scenario.watch(process.pid)

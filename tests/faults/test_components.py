@@ -169,7 +169,8 @@ def test_redis_restarted_and_unreachable_under_load(tmp_path: Path, samples,
                 wait_until(lambda j=job_id: finished(url, j), 300, "the jobs to finish", 0.2)
             check_jobs(scenario, url, ids)
             scenario.notes.append(f"{sum(while_down)} of {len(ids)} jobs submitted while "
-                                  "the broker was down")
+                                  f"the broker was down; beat restarted "
+                                  f"{workers.beat_restarts}x")
             scenario.watch(worker.pid)
     finally:
         workers.stop_all()

@@ -50,7 +50,7 @@ _DESCRIPTIONS = {
     404: "No such resource for this tenant (another tenant's does not exist for you)",
     409: "Conflicts with the resource's state (or an Idempotency-Key reused with another "
          "body)",
-    413: "The body is larger than the configured limit",
+    413: "The body is larger than its limit (1 MiB for JSON; uploads: the configured size)",
     422: "A field is missing, malformed or out of range, or names an input that is not yours",
     429: "Too many jobs in flight for this tenant: see Retry-After",
     503: "A part of the platform (database, object store, broker) is unavailable: see "

@@ -10,6 +10,7 @@ a Triton server over gRPC (`triton://host:8001`) or HTTP (`triton+http://host:80
 
 from __future__ import annotations
 
+import threading
 import time
 from urllib.parse import urlsplit
 
@@ -48,23 +49,31 @@ class TritonPredictor:
         self.contract, self.timeout_s = contract, timeout_s
         self.http = parts.scheme == "triton+http"
         self.label = "triton-http" if self.http else "triton-grpc"
-        address = f"{parts.hostname}:{parts.port or (8000 if self.http else 8001)}"
+        self.address = f"{parts.hostname}:{parts.port or (8000 if self.http else 8001)}"
         if self.http:
             import tritonclient.http as client
-
-            self._client = client.InferenceServerClient(
-                address, connection_timeout=timeout_s, network_timeout=timeout_s)
         else:
             import tritonclient.grpc as client
-
-            self._client = client.InferenceServerClient(address)
         self._api = client
-        self.address = address
+        self._local = threading.local()  # the HTTP client (gevent) is per thread
         self._retrying = dict(retry=retry_if_exception_type(_Transient),
                               stop=stop_after_attempt(attempts),
                               wait=wait_exponential(multiplier=first_wait_s, max=10),
                               reraise=True)
         self._loaded = False
+
+    @property
+    def _client(self):  # noqa: ANN202 - a tritonclient InferenceServerClient
+        client = getattr(self._local, "client", None)
+        if client is None:
+            if self.http:
+                client = self._api.InferenceServerClient(
+                    self.address, connection_timeout=self.timeout_s,
+                    network_timeout=self.timeout_s)
+            else:
+                client = self._api.InferenceServerClient(self.address)
+            self._local.client = client
+        return client
 
     # -- readiness --------------------------------------------------------------------
     def ensure_ready(self) -> None:

@@ -42,7 +42,11 @@ app.conf.update(
     task_serializer="json",
     accept_content=["json"],
     broker_connection_retry_on_startup=True,
-    broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+    # Health checks and keep-alive: a connection left half-open by a broker restart is
+    # noticed and replaced instead of leaving the worker waiting on it.
+    broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s,
+                              "health_check_interval": 10, "socket_keepalive": True,
+                              "socket_connect_timeout": 5},
     # e.g. LIPDUB_STAGE_QUEUES='{"lip-sync": "gpu", "train": "gpu"}': GPU workers take those.
     task_routes={f"{STAGE_PREFIX}{stage}": {"queue": queue}
                  for stage, queue in settings.stage_queues.items()},

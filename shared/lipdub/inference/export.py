@@ -96,7 +96,9 @@ def check_onnx(model: torch.nn.Module, path: Path, batch: int = 4) -> float:
 def _atomic(target: Path, write: Callable[[Path], T]) -> T:
     """`write(tmp)` into a file beside `target`, moved into place only if it succeeds."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    # Hidden, and with the target's suffix (torch.export checks it).
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.part-",
+                                suffix=target.suffix)
     os.close(fd)
     tmp = Path(name)
     try:

@@ -20,7 +20,7 @@ from lipdub_gateway.problems import not_found, problem_responses
 from lipdub_gateway.schemas import IdentityCreate, IdentityOut, JobOut
 
 router = APIRouter(prefix="/v1/identities", tags=["identities"],
-                   responses=problem_responses(400, 401, 422, 503))
+                   responses=problem_responses(400, 401, 413, 422, 503))
 
 
 @router.post("", status_code=202, responses={

@@ -16,7 +16,7 @@ from lipdub_gateway.problems import Problem, problem_responses
 from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
-                   responses=problem_responses(400, 401, 422, 503))
+                   responses=problem_responses(400, 401, 413, 422, 503))
 
 MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska"}
 

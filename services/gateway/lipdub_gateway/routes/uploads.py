@@ -24,7 +24,7 @@ from lipdub_gateway.schemas import (
 )
 
 router = APIRouter(prefix="/v1/uploads", tags=["uploads"],
-                   responses=problem_responses(400, 401, 422, 503))
+                   responses=problem_responses(400, 401, 413, 422, 503))
 
 FORM_OVERHEAD_BYTES = 64 * 1024  # a form's framing around the file
 
