@@ -8,6 +8,7 @@ model alone), plus how far fp16 output strays from fp32. Figures are printed.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -33,16 +34,17 @@ def crops_per_second(restorer: Restorer, crops: list[np.ndarray], repeats: int) 
     return repeats * len(crops) / (time.perf_counter() - started)
 
 
-def model_only_crops_per_second(model: SOVQAE, batch: int, resolution: int, half: bool,
+def model_only_crops_per_second(model: torch.nn.Module, batch: int, resolution: int, half: bool,
                                 repeats: int) -> float:
     """The network alone on a batch already on the GPU (no resize, no copies)."""
     x = torch.rand(batch, 3, resolution, resolution, device="cuda")
     x = x.half() if half else x
-    model.restore(x)
-    _sync()
-    started = time.perf_counter()
-    for _ in range(repeats):
-        model.restore(x)
+    with torch.inference_mode():
+        model(x)
+        _sync()
+        started = time.perf_counter()
+        for _ in range(repeats):
+            model(x)
     _sync()
     return repeats * batch / (time.perf_counter() - started)
 
@@ -62,7 +64,7 @@ def main() -> None:
              for _ in range(args.batch)]
     print(f"SOVQAE {space}, {sum(p.numel() for p in model.parameters()):,} parameters")
     print(f"cpu ({torch.get_num_threads()} threads), fp32: "
-          f"{crops_per_second(Restorer(model, 'cpu', args.batch), crops, args.repeats):.1f} "
+          f"{crops_per_second(Restorer.local(model, 'cpu', args.batch), crops, args.repeats):.1f} "
           "crops/s (resize in + model + resize out)")
     if not torch.cuda.is_available():
         print("no CUDA device: GPU figures not taken")
@@ -74,18 +76,16 @@ def main() -> None:
         for half in (False, True):
             gpu_model = SOVQAE(space)
             gpu_model.load_state_dict(state)
-            restorer = Restorer(gpu_model, "cuda", batch, half=half)
+            restorer = Restorer.local(gpu_model, "cuda", batch, half=half)
             end_to_end = crops_per_second(restorer, many, args.repeats * 10)
-            alone = model_only_crops_per_second(restorer.model, batch, args.resolution, half,
+            network = restorer.predictor.network  # type: ignore[attr-defined]
+            alone = model_only_crops_per_second(network, batch, args.resolution, half,
                                                 args.repeats * 10)
             print(f"cuda batch {batch:4d} {'fp16' if half else 'fp32'}: "
                   f"{end_to_end:8.1f} crops/s end to end (uint8 in/out, resize, copies), "
                   f"{alone:8.1f} crops/s model alone")
-    reference = Restorer(SOVQAE(space), "cuda", args.batch, half=False)
-    reference.model.load_state_dict(state)
-    fast = Restorer(SOVQAE(space), "cuda", args.batch, half=True)
-    fast.model.load_state_dict({k: v.half() if v.is_floating_point() else v
-                                for k, v in state.items()})
+    reference = Restorer.local(copy.deepcopy(model), "cuda", args.batch, half=False)
+    fast = Restorer.local(copy.deepcopy(model), "cuda", args.batch, half=True)
     a = np.stack(reference.restore_crops(crops)).astype(np.int16)
     b = np.stack(fast.restore_crops(crops)).astype(np.int16)
     diff = np.abs(a - b)

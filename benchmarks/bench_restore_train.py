@@ -58,7 +58,7 @@ def stage_scores(model: SOVQAE, clean: np.ndarray, device: str, half: bool
     in where engines change pixels, at the given precision."""
     rng = np.random.default_rng(1234)
     degraded = [degrade(c, rng) for c in clean]
-    restored = Restorer(copy.deepcopy(model), device, 64, half=half).restore_crops(degraded)
+    restored = Restorer.local(copy.deepcopy(model), device, 64, half=half).restore_crops(degraded)
     mask = lower_face_mask(clean.shape[1])[..., None]
     scores = [region_scores(c, np.clip(r * mask + d * (1 - mask) + 0.5, 0, 255).astype(np.uint8))
               for c, d, r in zip(clean, degraded, restored, strict=True)]

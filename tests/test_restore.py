@@ -109,7 +109,7 @@ def test_dub_with_identity_changes_only_the_engine_region(trained: dict, samples
 
 def test_restoration_stage_keeps_unchanged_pixels_bit_identical() -> None:
     torch.manual_seed(0)
-    restorer = Restorer(SOVQAE(SOVQAEConfig(resolution=64, latent_size=16, codebook_size=32)))
+    restorer = Restorer.local(SOVQAE(SOVQAEConfig(resolution=64, latent_size=16, codebook_size=32)))
     rng = np.random.default_rng(0)
     frame = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
     mask = np.zeros((30, 40), dtype=np.float32)
@@ -135,7 +135,7 @@ def test_restored_crops_are_temporally_stable(trained: dict, identity_dir: Path,
     noise = np.random.default_rng(1)
     frames = [np.clip(still + noise.normal(0, 2.0, still.shape), 0, 255).astype(np.uint8)
               for _ in range(8)]  # a static shot with codec-like noise
-    restored = Restorer(model).restore_crops(frames)
+    restored = Restorer.local(model).restore_crops(frames)
 
     def change(seq: list[np.ndarray]) -> float:
         return float(np.mean([np.abs(a.astype(int) - b.astype(int)).mean()

@@ -1,9 +1,11 @@
 """The serving layer against a real Triton server (the binary bundled in nvidia-pytriton,
 started here on a copy of model_repository/ with weights exported from a checkpoint the test
 creates): the repository's configs match the clients, the exported ONNX matches PyTorch,
-Wav2Lip over gRPC and HTTP equals the local backend, a whole dub through Triton equals the
-same dub run locally, dynamic batching merges concurrent requests, and a missing server or
-model or a wrong request gives a clear error."""
+Wav2Lip and an identity restorer (SOVQAE) over gRPC and HTTP equal the local backend, a
+whole dub through Triton equals the same dub run locally, identity models load on first use
+and the least recently used is unloaded over the resident bound, dynamic batching merges
+concurrent requests, and a missing server or model or a wrong request gives a clear
+error."""
 
 from __future__ import annotations
 
@@ -16,18 +18,22 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from google.protobuf import text_format
+import torch
+from google.protobuf import json_format, text_format
 from tritonclient.grpc import model_config_pb2
 
 from lipdub.config import Settings
 from lipdub.engines.registry import build_engine
-from lipdub.inference.contract import CONTRACTS, WAV2LIP
+from lipdub.inference.backends import sovqae_restorer
+from lipdub.inference.contract import CONTRACTS, TORCH_BACKEND, WAV2LIP
 from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
-from lipdub.inference.export import example_batch, export_wav2lip
+from lipdub.inference.export import example_batch, export_wav2lip, sovqae_package
 from lipdub.inference.local import LocalPredictor
 from lipdub.models.wav2lip import load_wav2lip_checkpoint
 from lipdub.pipeline import dub
-from lipdub_model_server.triton_client import TritonPredictor
+from lipdub.restore.model import SOVQAE, SOVQAEConfig
+from lipdub.restore.stage import LocalSovqae
+from lipdub_model_server.triton_client import TritonPredictor, triton_config
 from lipdub_model_server.triton_server import TritonServer
 from tests.http_helpers import free_port
 from tests.media_helpers import read_frames
@@ -55,6 +61,26 @@ def triton(exported, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trito
     server.stop()
 
 
+def small_sovqae(seed: int) -> SOVQAE:
+    """A small restorer whose codebook is initialised (one training-mode pass)."""
+    torch.manual_seed(seed)
+    model = SOVQAE(SOVQAEConfig(resolution=64, latent_size=16, codebook_size=32))
+    model.train()(torch.rand(8, 3, 64, 64))
+    return model.eval()
+
+
+def spec_of(triton: TritonServer, protocol: str) -> str:
+    return (f"triton://{triton.grpc_url}" if protocol == "grpc"
+            else f"triton+http://{triton.host}:{triton.http_port}")
+
+
+def loaded_models(triton: TritonServer) -> set[str]:
+    import tritonclient.grpc as grpc
+
+    stats = grpc.InferenceServerClient(triton.grpc_url).get_inference_statistics()
+    return {m.name for m in stats.model_stats}
+
+
 @pytest.fixture(scope="module")
 def local(random_wav2lip_checkpoint: Path) -> LocalPredictor:
     return LocalPredictor(load_wav2lip_checkpoint(random_wav2lip_checkpoint), "cpu")
@@ -76,6 +102,21 @@ def test_every_config_parses_and_matches_its_contract() -> None:
         assert config.dynamic_batching.max_queue_delay_microseconds > 0
 
 
+def test_identity_model_configs_parse_and_match_their_contract() -> None:
+    """Identity restorers are loaded with a config the client writes: it must be a valid
+    Triton ModelConfig naming the contract's tensors."""
+    contract, package = sovqae_package(small_sovqae(0))
+    config = json_format.ParseDict(triton_config(contract), model_config_pb2.ModelConfig())
+    assert config.name == contract.name and config.backend == TORCH_BACKEND
+    assert [(t.name, tuple(t.dims)) for t in config.input] == [("crops", (3, 64, 64))]
+    assert [(t.name, tuple(t.dims)) for t in config.output] == [("restored", (3, 64, 64))]
+    assert config.max_batch_size == contract.max_batch_size
+    assert set(package.files) == {"model.pt2"}
+    # The name is the weights' digest: the same weights, the same model; others differ.
+    assert sovqae_package(small_sovqae(0))[0].name == contract.name
+    assert sovqae_package(small_sovqae(1))[0].name != contract.name
+
+
 def test_exported_onnx_matches_pytorch(exported) -> None:
     repository, report = exported
     assert report.onnx_max_abs_diff is not None and report.onnx_max_abs_diff < 1e-4
@@ -95,6 +136,47 @@ def test_triton_equals_the_local_backend(triton: TritonServer, local: LocalPredi
         got, want = remote(mel, faces), local(mel, faces)
         assert got.shape == (batch, 3, 96, 96)
         assert np.abs(got - want).max() < TOLERANCE
+
+
+@pytest.mark.parametrize("protocol", ["grpc", "http"])
+def test_an_identity_restorer_through_triton_equals_the_local_one(triton: TritonServer,
+                                                                 protocol: str) -> None:
+    model = small_sovqae({"grpc": 11, "http": 12}[protocol])
+    contract, package = sovqae_package(model)
+    assert contract.name not in loaded_models(triton)
+    remote = TritonPredictor(spec_of(triton, protocol), contract, package)
+    crops = np.random.default_rng(0).random((5, 3, 64, 64), dtype=np.float32)
+    got, want = remote(crops), LocalSovqae(model)(crops)
+    assert contract.name in loaded_models(triton)  # loaded on first use
+    assert got.shape == (5, 3, 64, 64)
+    assert np.abs(got - want).max() < TOLERANCE
+
+
+def test_identity_models_over_the_resident_bound_are_unloaded_least_recent_first(
+        triton: TritonServer) -> None:
+    spec = f"triton://{triton.grpc_url}"
+    crops = np.random.default_rng(1).random((2, 3, 64, 64), dtype=np.float32)
+    predictors = {}
+    for seed in (20, 21, 22):
+        contract, package = sovqae_package(small_sovqae(seed))
+        predictors[seed] = TritonPredictor(spec, contract, replace(package, resident=2))
+    family = next(iter(predictors.values())).package.family
+    name = {seed: p.contract.name for seed, p in predictors.items()}
+
+    def resident() -> set[str]:
+        return {n for n in loaded_models(triton) if n.startswith(family)}
+
+    for seed in (20, 21):
+        predictors[seed](crops)
+    assert resident() == {name[20], name[21]}  # earlier tests' models made room
+    predictors[20](crops)  # 21 is now the least recently used
+    predictors[22](crops)
+    assert resident() == {name[20], name[22]}
+    assert WAV2LIP.name in loaded_models(triton)  # repository models are not counted
+    # An unloaded model is loaded again when used (another worker may have unloaded it).
+    got = predictors[21](crops)
+    assert np.abs(got - LocalSovqae(small_sovqae(21))(crops)).max() < TOLERANCE
+    assert resident() == {name[21], name[22]}
 
 
 def test_dynamic_batching_merges_concurrent_requests(triton: TritonServer) -> None:
@@ -121,11 +203,13 @@ def test_a_whole_dub_through_triton_equals_the_local_dub(triton: TritonServer,
                                                          talking_clip: Path,
                                                          short_voice: Path,
                                                          tmp_path: Path) -> None:
+    """Wav2Lip and the identity restorer both run on the server."""
     outputs = {}
     for backend in ("local", f"triton://{triton.grpc_url}"):
         engine = build_engine("wav2lip", random_wav2lip_checkpoint, "cpu", 16, backend)
+        restorer = sovqae_restorer(backend, small_sovqae(30), "cpu", 16, resident=4)
         out = tmp_path / f"{backend.split(':')[0]}.mp4"
-        dub(talking_clip, short_voice, out, engine)
+        dub(talking_clip, short_voice, out, engine, restorer=restorer)
         engine.close()
         outputs[backend] = read_frames(out)
     local_frames, triton_frames = outputs.values()

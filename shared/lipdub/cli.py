@@ -114,9 +114,9 @@ def _restorer(identity: str | None, restore: str, video: Path, face: str, device
     if identity is None and restore == "none":
         return None
     from lipdub.faces.select import FaceSelector
+    from lipdub.inference.backends import is_remote, sovqae_restorer
     from lipdub.inference.local import pick_device
     from lipdub.restore.identity import IdentityStore
-    from lipdub.restore.stage import Restorer
 
     settings = get_settings()
     store = IdentityStore(settings.identity_dir)
@@ -126,9 +126,12 @@ def _restorer(identity: str | None, restore: str, video: Path, face: str, device
                                   settings.restore_steps, device)
     else:
         version = store.latest(identity)
-    resolved = pick_device(device)
-    console.print(f"restoring with identity {version.name} v{version.version}")
-    return Restorer(version.load(resolved), resolved)
+    remote = is_remote(settings.inference)
+    resolved = "cpu" if remote else pick_device(device)
+    console.print(f"restoring with identity {version.name} v{version.version}"
+                  + (f" on {settings.inference}" if remote else ""))
+    return sovqae_restorer(settings.inference, version.load(resolved), resolved,
+                           settings.restore_batch_size, settings.resident_restorers)
 
 
 def _train_identity(videos: list[Path], name: str, search: bool, resolution: int | None,

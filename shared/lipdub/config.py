@@ -18,8 +18,11 @@ class Settings(BaseSettings):
     device: str = "auto"
     wav2lip_batch_size: int = 16
     # Where the models run: "local" (this process), or a model server holding the weights:
-    # "triton://host:8001" (gRPC), "triton+http://host:8000".
+    # "triton://host:8001" (gRPC), "triton+http://host:8000", "ray+http://host:8000".
     inference: str = "local"
+    # With a model server: how many identity restorers it keeps loaded (the least recently
+    # used is unloaded to make room; a GPU holds a few hundred MB per restorer).
+    resident_restorers: int = 8
     # Detect faces every N frames (and on every scene cut); track in between.
     detect_every: int = 5
     # Where identities (trained restorers) live; one folder per person, versioned.

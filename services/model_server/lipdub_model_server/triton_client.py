@@ -1,7 +1,12 @@
 """The workers' side of Triton: a Predictor (lipdub.inference) that sends a render batch to
 a Triton server over gRPC (`triton://host:8001`) or HTTP (`triton+http://host:8000`).
 
-- The model is loaded on the server if it is not yet (explicit model control), once.
+- The model is loaded on the server if it is not yet (explicit model control), once. A
+  model that is not in the server's repository (an identity restorer) is loaded with its
+  config and files in the request; at most `package.resident` models of its family stay
+  loaded, the one whose last inference is oldest (Triton's statistics, so the order is
+  the same for every worker sharing the server) unloaded first. A worker whose model was
+  unloaded by another loads it again: the next request's "unknown model" is transient.
 - Transient failures (server down or restarting, model loading) are retried with backoff,
   then reported as InferenceUnavailableError, which the job runner treats as a passing
   fault (the stage is retried later; the job fails as inference_unavailable only after
@@ -10,6 +15,7 @@ a Triton server over gRPC (`triton://host:8001`) or HTTP (`triton+http://host:80
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from urllib.parse import urlsplit
@@ -18,7 +24,7 @@ import numpy as np
 from prometheus_client import Counter, Histogram
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from lipdub.inference.contract import ModelContract
+from lipdub.inference.contract import TORCH_BACKEND, ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
 
 LATENCY = Histogram("lipdub_inference_seconds", "Inference request latency",
@@ -28,10 +34,16 @@ BATCH = Histogram("lipdub_inference_batch_size", "Items per inference request",
                   ["backend", "model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
 ERRORS = Counter("lipdub_inference_errors_total", "Failed inference requests",
                  ["backend", "model", "kind"])
+UNLOADS = Counter("lipdub_inference_model_unloads_total",
+                  "Models unloaded to keep the resident bound", ["backend", "family"])
 
 # gRPC status names and HTTP codes meaning "not now" rather than "never".
 _TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
               "StatusCode.RESOURCE_EXHAUSTED", "503", "504", "429"}
+
+
+# Messages meaning the model is not (or no longer) loaded: load it again and retry.
+_RELOAD = ("unknown model", "failed to load", "is not ready", "is not found")
 
 
 class _Transient(Exception):
@@ -39,14 +51,14 @@ class _Transient(Exception):
 
 
 class TritonPredictor:
-    def __init__(self, spec: str, contract: ModelContract, timeout_s: float = 60.0,
-                 attempts: int = 4, first_wait_s: float = 0.5) -> None:
+    def __init__(self, spec: str, contract: ModelContract, package: ModelPackage | None = None,
+                 timeout_s: float = 60.0, attempts: int = 4, first_wait_s: float = 0.5) -> None:
         parts = urlsplit(spec)
         if parts.scheme not in ("triton", "triton+http") or not parts.hostname:
             raise InferenceFailedError(f"'{spec}' is not a Triton address.",
                                        "Use triton://host:8001 (gRPC) or "
                                        "triton+http://host:8000.")
-        self.contract, self.timeout_s = contract, timeout_s
+        self.contract, self.package, self.timeout_s = contract, package, timeout_s
         self.http = parts.scheme == "triton+http"
         self.label = "triton-http" if self.http else "triton-grpc"
         self.address = f"{parts.hostname}:{parts.port or (8000 if self.http else 8001)}"
@@ -88,14 +100,38 @@ class TritonPredictor:
         if not self._client.is_server_live():
             raise _Transient("server not live")
         name = self.contract.name
-        if not self._client.is_model_ready(name):
+        if self._client.is_model_ready(name):
+            return
+        if self.package is None:
             self._client.load_model(name)
-            if not self._client.is_model_ready(name):
-                raise _Transient(f"model {name} not ready")
+        else:
+            self._make_room()
+            files = {f"file:{self.package.version}/{file}": data
+                     for file, data in self.package.files.items()}
+            self._client.load_model(name, config=json.dumps(triton_config(self.contract)),
+                                    files=files)
+        if not self._client.is_model_ready(name):
+            raise _Transient(f"model {name} not ready")
+
+    def _make_room(self) -> None:
+        """Unload the least recently used models of this family until one more fits."""
+        assert self.package is not None
+        family = self.package.family
+        # The statistics of every loaded model (models loaded with their files are not in
+        # the repository index): name -> when it last served, in ms.
+        stats = self._client.get_inference_statistics()
+        rows = stats["model_stats"] if self.http else [
+            {"name": m.name, "last_inference": m.last_inference} for m in stats.model_stats]
+        # A model that has not served yet was loaded a moment ago: the most recent of all.
+        last = {r["name"]: int(r.get("last_inference", 0)) or float("inf") for r in rows
+                if r["name"].startswith(family) and r["name"] != self.contract.name}
+        excess = len(last) - (self.package.resident - 1)
+        for name in sorted(last, key=last.__getitem__)[:max(excess, 0)]:
+            self._client.unload_model(name)
+            UNLOADS.labels(self.label, family).inc()
 
     # -- inference -------------------------------------------------------------------
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
-        self.ensure_ready()
         inputs = []
         for tensor, array in zip(self.contract.inputs, arrays, strict=True):
             item = self._api.InferInput(tensor.name, list(array.shape), tensor.datatype)
@@ -104,10 +140,18 @@ class TritonPredictor:
         outputs = [self._api.InferRequestedOutput(t.name) for t in self.contract.outputs]
         labels = (self.label, self.contract.name)
         started = time.perf_counter()
-        result = self._call(lambda: self._infer(inputs, outputs))
+        result = self._call(lambda: self._infer_ready(inputs, outputs))
         LATENCY.labels(*labels).observe(time.perf_counter() - started)
         BATCH.labels(*labels).observe(len(arrays[0]))
         return result.as_numpy(self.contract.outputs[0].name)
+
+    def _infer_ready(self, inputs: list, outputs: list):  # noqa: ANN202 - an InferResult
+        """Load the model first where it is not known to be loaded (at the first request,
+        and again after the server restarted or another worker unloaded it)."""
+        if not self._loaded:
+            self._make_ready()
+            self._loaded = True
+        return self._infer(inputs, outputs)
 
     def _infer(self, inputs: list, outputs: list):  # noqa: ANN202 - an InferResult
         if self.http:
@@ -127,8 +171,7 @@ class TritonPredictor:
                     except InferenceServerException as exc:
                         if str(exc.status()) in _TRANSIENT or _is_connection_error(exc):
                             raise _Transient(exc.message()) from exc
-                        if "unknown model" in (exc.message() or "") or \
-                                "failed to load" in (exc.message() or ""):
+                        if any(s in (exc.message() or "") for s in _RELOAD):
                             self._loaded = False
                             raise _Transient(exc.message()) from exc
                         raise
@@ -154,3 +197,20 @@ def _is_connection_error(exc: Exception) -> bool:
     text = str(exc).lower()
     return any(s in text for s in ("connection refused", "failed to connect", "unavailable",
                                    "connection reset", "broken pipe", "timed out"))
+
+
+def triton_config(contract: ModelContract) -> dict:
+    """The Triton model config (JSON form) of a torch model loaded on demand: the
+    contract's tensors, run by the lipdub_torch backend with dynamic batching, on a GPU
+    where the server has one."""
+    def tensors(group: tuple) -> list[dict]:
+        return [{"name": t.name, "data_type": f"TYPE_{t.datatype}", "dims": list(t.dims)}
+                for t in group]
+
+    preferred = [n for n in (8, 16, 32, 64) if n <= contract.max_batch_size]
+    return {"name": contract.name, "backend": TORCH_BACKEND,
+            "max_batch_size": contract.max_batch_size,
+            "input": tensors(contract.inputs), "output": tensors(contract.outputs),
+            "dynamic_batching": {"preferred_batch_size": preferred,
+                                 "max_queue_delay_microseconds": 5000},
+            "instance_group": [{"count": 1, "kind": "KIND_AUTO"}]}

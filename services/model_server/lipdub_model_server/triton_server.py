@@ -35,8 +35,13 @@ def _pytriton_root() -> Path:
     return Path(pytriton.__file__).parent / "tritonserver"
 
 
+# LipDub's python-based backends (server-side code; model folders hold only weights).
+OWN_BACKENDS = Path(__file__).parent / "triton_backends"
+
+
 def backend_directory(cache: Path | None = None) -> Path:
-    """A backend folder holding the wheel's python backend and this Python's stub."""
+    """A backend folder holding the wheel's python backend, this Python's stub, and
+    LipDub's python-based backends (refreshed each time: they are part of this release)."""
     root = _pytriton_root()
     version = f"{sys.version_info.major}.{sys.version_info.minor}"
     stub = root / "python_backend_stubs" / version / "triton_python_backend_stub"
@@ -48,6 +53,10 @@ def backend_directory(cache: Path | None = None) -> Path:
     if not (python / "triton_python_backend_stub").is_file():
         shutil.copytree(root / "backends", target, dirs_exist_ok=True)
         shutil.copy2(stub, python / "triton_python_backend_stub")
+    for backend in OWN_BACKENDS.iterdir():
+        if (backend / "model.py").is_file():
+            (target / backend.name).mkdir(exist_ok=True)
+            shutil.copy2(backend / "model.py", target / backend.name / "model.py")
     return target
 
 

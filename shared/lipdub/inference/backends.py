@@ -3,6 +3,7 @@
   local                       in this process, PyTorch on CPU or CUDA (the embedded default)
   triton://host:8001          a Triton server over gRPC (the production path)
   triton+http://host:8000     the same over HTTP
+  ray+http://host:8000        a Ray Serve application (lipdub models serve-ray)
 
 Every backend is a Predictor with the same contract (lipdub.inference.contract) and gives
 the same outputs within float tolerance. Remote backends are plug-ins found through the
@@ -15,11 +16,13 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lipdub.inference.contract import WAV2LIP, ModelContract
+from lipdub.inference.contract import WAV2LIP, ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError
 
 if TYPE_CHECKING:
     from lipdub.inference.local import Predictor
+    from lipdub.restore.model import SOVQAE
+    from lipdub.restore.stage import Restorer
 
 LOCAL = "local"
 ENTRY_POINT_GROUP = "lipdub.inference"
@@ -29,15 +32,17 @@ def is_remote(spec: str) -> bool:
     return spec != LOCAL
 
 
-def remote_predictor(spec: str, contract: ModelContract = WAV2LIP) -> Predictor:
-    """A Predictor for the server `spec` names (scheme://host:port)."""
+def remote_predictor(spec: str, contract: ModelContract = WAV2LIP,
+                     package: ModelPackage | None = None) -> Predictor:
+    """A Predictor for the server `spec` names (scheme://host:port); `package`: the files of
+    a model the server loads on demand (identity restorers)."""
     scheme = spec.split("://", 1)[0] if "://" in spec else ""
     found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
     if scheme not in found:
         raise InferenceFailedError(
             f"LIPDUB_INFERENCE='{spec}' names no known backend.",
             f"Use {LOCAL} or one of: {', '.join(f'{s}://host:port' for s in sorted(found))}.")
-    return found[scheme].load()(spec, contract)
+    return found[scheme].load()(spec, contract, package)
 
 
 def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str) -> Predictor:
@@ -48,3 +53,20 @@ def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str) -> Predic
 
     assert checkpoint is not None
     return LocalPredictor(load_wav2lip_checkpoint(checkpoint), device)
+
+
+def sovqae_restorer(spec: str, model: SOVQAE, device: str, batch_size: int,
+                    resident: int) -> Restorer:
+    """An identity's restorer: in this process, or loaded on the model server on first use
+    (at most `resident` identity models kept loaded there, the least recently used
+    unloaded first)."""
+    from lipdub.restore.stage import Restorer
+
+    if not is_remote(spec):
+        return Restorer.local(model, device, batch_size)
+    from lipdub.inference.export import sovqae_package
+
+    contract, package = sovqae_package(model)
+    package = ModelPackage(package.files, package.version, package.family, resident)
+    return Restorer(remote_predictor(spec, contract, package), model.config.resolution,
+                    batch_size)

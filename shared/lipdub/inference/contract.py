@@ -9,7 +9,7 @@ client serves CPU and GPU servers alike."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -44,3 +44,33 @@ WAV2LIP_ONNX = ModelContract(
     max_batch_size=WAV2LIP.max_batch_size)
 
 CONTRACTS = {c.name: c for c in (WAV2LIP, WAV2LIP_ONNX)}
+
+# Every torch model is served as its torch.export program, `<model>/<version>/model.pt2`,
+# by one server-side backend (services/model_server/.../triton_backends/lipdub_torch).
+TORCH_BACKEND = "lipdub_torch"
+PROGRAM_FILE = "model.pt2"
+
+# Identity restorers are not in the repository: each identity version is its own model,
+# named by a digest of its weights (so the same weights are one model whichever tenant or
+# job uses them, and no tenant or person's name reaches the server), and loaded on demand.
+SOVQAE_PREFIX = "sovqae-"
+SOVQAE_MAX_BATCH = 64
+
+
+def sovqae_contract(name: str, resolution: int) -> ModelContract:
+    """One identity version's restorer: face crops resized to its resolution, in [0, 1]."""
+    side = (3, resolution, resolution)
+    return ModelContract(name=name, inputs=(Tensor("crops", side),),
+                         outputs=(Tensor("restored", side),), max_batch_size=SOVQAE_MAX_BATCH)
+
+
+@dataclass(frozen=True)
+class ModelPackage:
+    """What a server needs to load a model that is not in its repository: the files of its
+    version folder (name -> bytes). Servers keep a bounded number of such models resident,
+    the least recently used unloaded first."""
+
+    files: dict[str, bytes] = field(repr=False)
+    version: int = 1
+    family: str = SOVQAE_PREFIX  # models whose names start so share the resident bound
+    resident: int = 8  # how many models of the family a server keeps loaded

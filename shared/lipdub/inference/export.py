@@ -7,6 +7,8 @@ are written atomically: a failed export leaves the repository as it was."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Callable
@@ -18,11 +20,19 @@ import numpy as np
 import torch
 
 from lipdub.errors import LipDubError
-from lipdub.inference.contract import WAV2LIP, WAV2LIP_ONNX, ModelContract
+from lipdub.inference.contract import (
+    PROGRAM_FILE,
+    SOVQAE_PREFIX,
+    WAV2LIP,
+    WAV2LIP_ONNX,
+    ModelContract,
+    ModelPackage,
+    sovqae_contract,
+)
 from lipdub.inference.local import fold_batchnorm
 from lipdub.models.wav2lip import load_wav2lip_checkpoint
+from lipdub.restore.model import SOVQAE, SOVQAEInference
 
-PROGRAM_FILE = "wav2lip.pt2"  # what model_repository/wav2lip/1/model.py loads
 ONNX_FILE = "model.onnx"  # Triton's default name for onnxruntime models
 ONNX_TOLERANCE = 1e-4  # outputs lie in [0, 1]; float32 reorderings stay far below this
 ONNX_OPSET = 18
@@ -52,12 +62,33 @@ def model_file(repository: Path, contract: ModelContract, file: str, version: in
     return repository / contract.name / str(version) / file
 
 
+def _program(model: torch.nn.Module, contract: ModelContract):  # noqa: ANN202
+    """The torch.export program of `model`, with a dynamic batch dimension."""
+    example = tuple(torch.from_numpy(a) for a in example_batch(contract, 2))
+    batch = torch.export.Dim("batch", min=1, max=contract.max_batch_size)
+    dynamic = tuple({0: batch} for _ in contract.inputs)
+    return torch.export.export(model, example, dynamic_shapes=dynamic), example, dynamic
+
+
+def sovqae_package(model: SOVQAE) -> tuple[ModelContract, ModelPackage]:
+    """An identity restorer as a model to load on a server: its contract (named by a
+    digest of the weights) and its exported program."""
+    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True).encode())
+    for key, tensor in sorted(model.state_dict().items()):
+        digest.update(key.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    contract = sovqae_contract(SOVQAE_PREFIX + digest.hexdigest()[:24],
+                               model.config.resolution)
+    program, _, _ = _program(SOVQAEInference(model.cpu()).eval(), contract)
+    with tempfile.TemporaryDirectory(prefix="lipdub-export-") as folder:
+        path = Path(folder) / PROGRAM_FILE
+        torch.export.save(program, str(path))
+        return contract, ModelPackage({PROGRAM_FILE: path.read_bytes()})
+
+
 def export_wav2lip(checkpoint: Path, repository: Path, onnx: bool = True) -> ExportReport:
     model = fold_batchnorm(load_wav2lip_checkpoint(checkpoint).eval())
-    example = tuple(torch.from_numpy(a) for a in example_batch(WAV2LIP, 2))
-    batch = torch.export.Dim("batch", min=1, max=WAV2LIP.max_batch_size)
-    dynamic = tuple({0: batch} for _ in WAV2LIP.inputs)
-    program = torch.export.export(model, example, dynamic_shapes=dynamic)
+    program, example, dynamic = _program(model, WAV2LIP)
     program_path = model_file(repository, WAV2LIP, PROGRAM_FILE)
     _atomic(program_path, lambda tmp: torch.export.save(program, str(tmp)))
     if not onnx:

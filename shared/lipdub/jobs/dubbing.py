@@ -158,11 +158,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         analysis = pickle.loads(_local(ctx, ctx.work["analysis"]).read_bytes())  # noqa: S301
         restorer = None
         if "restorer" in ctx.work:
-            restorer = restorer_from(ctx, ctx.work["restorer"], settings.device,
-                                     settings.restore_batch_size)
+            restorer = restorer_from(ctx, ctx.work["restorer"], settings)
         elif options.get("identity"):
-            restorer = load_restorer(ctx, options["identity"], settings.device,
-                                     settings.restore_batch_size)
+            restorer = load_restorer(ctx, options["identity"], settings)
         output = ctx.folder / "render.mp4"
         with closing(_engine(settings, options)) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),

@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from lipdub.config import Settings
 from lipdub.db.models import Identity
 from lipdub.errors import InputNotFoundError
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult
@@ -111,20 +112,22 @@ def training_progress(ctx: WorkContext, steps: int, runs: int):  # noqa: ANN201
     return on_step
 
 
-def load_restorer(ctx: WorkContext, name: str, device: str, batch_size: int):  # noqa: ANN201
+def load_restorer(ctx: WorkContext, name: str, settings: Settings):  # noqa: ANN201
     """The tenant's identity restorer, fetched from the object store into the job's
     folder."""
     identity = get_identity(ctx.session, ctx.job.tenant_id, name)
-    return restorer_from(ctx, f"{identity.storage_key}/restorer.pt", device, batch_size)
+    return restorer_from(ctx, f"{identity.storage_key}/restorer.pt", settings)
 
 
-def restorer_from(ctx: WorkContext, key: str, device: str, batch_size: int):  # noqa: ANN201
-    """A restorer from a stored restorer.pt (an identity's, or one trained for the job)."""
+def restorer_from(ctx: WorkContext, key: str, settings: Settings):  # noqa: ANN201
+    """A restorer from a stored restorer.pt (an identity's, or one trained for the job),
+    run where the settings say (in this process, or on the model server)."""
+    from lipdub.inference.backends import is_remote, sovqae_restorer
     from lipdub.inference.local import pick_device
     from lipdub.restore.model import load_sovqae
-    from lipdub.restore.stage import Restorer
 
     local = ctx.folder / "restorer.pt"
     ctx.store.get_file(key, local)
-    resolved = pick_device(device)
-    return Restorer(load_sovqae(Path(local), resolved), resolved, batch_size)
+    device = "cpu" if is_remote(settings.inference) else pick_device(settings.device)
+    return sovqae_restorer(settings.inference, load_sovqae(Path(local), device), device,
+                           settings.restore_batch_size, settings.resident_restorers)

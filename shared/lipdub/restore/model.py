@@ -99,3 +99,24 @@ def load_sovqae(path, device: str = "cpu") -> SOVQAE:  # noqa: ANN001 - str or P
     model = SOVQAE(SOVQAEConfig(**raw["config"]))
     model.load_state_dict(raw["state_dict"], strict=True)
     return model.to(device).eval()
+
+
+class SOVQAEInference(nn.Module):
+    """The restoring path of a trained SOVQAE as a plain network (encoder, nearest code,
+    decoder) that torch.export and every serving backend run: the same outputs as
+    SOVQAE.restore(), without the training machinery of the quantiser."""
+
+    def __init__(self, model: SOVQAE) -> None:
+        super().__init__()
+        quantizer = model.quantizer
+        self.encoder, self.decoder = model.encoder, model.decoder
+        self.project_in, self.project_out = quantizer.project_in, quantizer.project_out
+        self.register_buffer("codebook", quantizer._codebook.embed[0].detach().clone())
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(crops * 2 - 1)
+        b, d, h, w = z.shape
+        flat = self.project_in(z.permute(0, 2, 3, 1).reshape(b * h * w, d))
+        codes = torch.cdist(flat, self.codebook.to(flat.dtype)).argmin(dim=1)
+        quantized = self.project_out(self.codebook.to(flat.dtype)[codes])
+        return torch.sigmoid(self.decoder(quantized.reshape(b, h, w, d).permute(0, 3, 1, 2)))

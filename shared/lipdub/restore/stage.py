@@ -3,12 +3,14 @@ person's SOVQAE and blend it back only where the engine changed pixels."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 import torch
 
 from lipdub.engines.base import MouthPatch
-from lipdub.restore.model import SOVQAE
+from lipdub.restore.model import SOVQAE, SOVQAEInference
 
 
 def changed_region_mask(crop_box: tuple[int, int, int, int], patch: MouthPatch) -> np.ndarray:
@@ -23,21 +25,43 @@ def changed_region_mask(crop_box: tuple[int, int, int, int], patch: MouthPatch) 
     return mask
 
 
+# Face crops resized to the model's resolution, (B, 3, R, R) float32 in [0, 1] -> the
+# restored crops, the same shape: in this process (LocalSovqae) or on a model server.
+RestorePredictor = Callable[[np.ndarray], np.ndarray]
+
+
+class LocalSovqae:
+    """A SOVQAE run in this process, as the network every backend serves
+    (SOVQAEInference); fp16 on CUDA by default."""
+
+    def __init__(self, model: SOVQAE, device: str = "cpu", half: bool | None = None) -> None:
+        self.device = device
+        self.half = device.startswith("cuda") if half is None else half
+        self.network = SOVQAEInference(model.to(device)).eval()
+        if self.half:
+            self.network = self.network.half()
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        x = torch.from_numpy(crops).to(self.device)
+        return self.network(x.half() if self.half else x).float().cpu().numpy()
+
+
 class Restorer:
     name = "restore"
 
-    def __init__(self, model: SOVQAE, device: str = "cpu", batch_size: int = 16,
-                 half: bool | None = None) -> None:
-        """`half`: fp16 weights and activations (default: on CUDA)."""
-        self.model = model.to(device).eval()
-        self.device = device
+    def __init__(self, predictor: RestorePredictor, resolution: int,
+                 batch_size: int = 16) -> None:
+        self.predictor = predictor
+        self.resolution = resolution
         self.batch_size = batch_size
-        self.resolution = model.config.resolution
-        self._half = device.startswith("cuda") if half is None else half
-        if self._half:
-            self.model = self.model.half()
 
-    @torch.inference_mode()
+    @classmethod
+    def local(cls, model: SOVQAE, device: str = "cpu", batch_size: int = 16,
+              half: bool | None = None) -> Restorer:
+        """`half`: fp16 weights and activations (default: on CUDA)."""
+        return cls(LocalSovqae(model, device, half), model.config.resolution, batch_size)
+
     def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Face crops of any size -> restored crops of the same sizes."""
         out: list[np.ndarray] = []
@@ -45,11 +69,9 @@ class Restorer:
         for a in range(0, len(crops), self.batch_size):
             chunk = crops[a : a + self.batch_size]
             batch = np.stack([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA)
-                              for c in chunk])
-            x = torch.from_numpy(batch).to(self.device).permute(0, 3, 1, 2)
-            x = x.half() / 255.0 if self._half else x.float() / 255.0
-            y = (self.model.restore(x).float().clamp(0, 1) * 255 + 0.5).byte()
-            restored = y.permute(0, 2, 3, 1).cpu().numpy()
+                              for c in chunk]).transpose(0, 3, 1, 2)
+            y = self.predictor(np.ascontiguousarray(batch, dtype=np.float32) / 255.0)
+            restored = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
             out += [cv2.resize(img, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_CUBIC)
                     for img, c in zip(restored, chunk, strict=True)]
         return out

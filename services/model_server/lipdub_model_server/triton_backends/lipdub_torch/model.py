@@ -1,9 +1,13 @@
-"""Triton python backend: the Wav2Lip generator as exported by `lipdub models export`
-(torch.export program, BatchNorm folded, beside this file as wav2lip.pt2; weights are never
-committed).
+"""Triton python-based backend `lipdub_torch`: runs the exported torch program
+(torch.export, `<model>/<version>/model.pt2`) of any LipDub model: the Wav2Lip generator in
+the repository, and identity restorers (SOVQAE) that workers load on demand with their
+weights in the load request. One piece of server code for every torch model: a model's
+config names this backend; its folder holds only weights (never committed).
 
-Every request of a dynamic batch is run in one forward pass. Inputs and outputs are FP32;
-on a GPU instance the network computes in FP16 (autocast)."""
+Install: this folder as `<backends>/lipdub_torch/` beside Triton's `python/` backend (the
+containerless server does it itself; containers mount it). Every request of a dynamic
+batch runs in one forward pass. Inputs and outputs are FP32; a GPU instance computes in
+FP16 (autocast)."""
 
 import json
 from pathlib import Path
@@ -12,7 +16,7 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
-WEIGHTS = "wav2lip.pt2"
+PROGRAM = "model.pt2"  # lipdub.inference.contract.PROGRAM_FILE
 
 
 class TritonPythonModel:
@@ -20,12 +24,11 @@ class TritonPythonModel:
         config = json.loads(args["model_config"])
         self.inputs = [i["name"] for i in config["input"]]
         self.output = config["output"][0]["name"]
-        folder = Path(args["model_repository"]) / args["model_version"]
-        path = folder / WEIGHTS
+        path = Path(args["model_repository"]) / args["model_version"] / PROGRAM
         if not path.is_file():
             raise pb_utils.TritonModelException(
-                f"{path} is missing: run `lipdub models export` with the operator's "
-                "Wav2Lip checkpoint first.")
+                f"{path} is missing: export the model first (`lipdub models export` with "
+                "the operator's Wav2Lip checkpoint).")
         self.gpu = args["model_instance_kind"] == "GPU"
         self.device = f"cuda:{args['model_instance_device_id']}" if self.gpu else "cpu"
         program = torch.export.load(str(path))
