@@ -74,6 +74,20 @@ def random_wav2lip_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def exported_repository(random_wav2lip_checkpoint: Path,
+                        tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A copy of model_repository/ with the test's Wav2Lip exported into it (the program
+    for the torch backend, and the ONNX model): (repository, ExportReport)."""
+    import shutil
+
+    from lipdub.inference.export import export_wav2lip
+
+    repository = tmp_path_factory.mktemp("models") / "model_repository"
+    shutil.copytree(Path(__file__).parent.parent / "model_repository", repository)
+    return repository, export_wav2lip(random_wav2lip_checkpoint, repository)
+
+
 def assert_no_partial_files(folder: Path) -> None:
     leftovers = [p.name for p in folder.iterdir() if ".partial" in p.name]
     assert not leftovers, f"half-written files left behind: {leftovers}"

@@ -9,7 +9,6 @@ error."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -27,7 +26,7 @@ from lipdub.engines.registry import build_engine
 from lipdub.inference.backends import sovqae_restorer
 from lipdub.inference.contract import CONTRACTS, TORCH_BACKEND, WAV2LIP
 from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
-from lipdub.inference.export import example_batch, export_wav2lip, sovqae_package
+from lipdub.inference.export import example_batch, sovqae_package
 from lipdub.inference.local import LocalPredictor
 from lipdub.models.wav2lip import load_wav2lip_checkpoint
 from lipdub.pipeline import dub
@@ -43,12 +42,8 @@ TOLERANCE = 1e-5  # outputs in [0, 1]; the same float32 network on both sides
 
 
 @pytest.fixture(scope="module")
-def exported(random_wav2lip_checkpoint: Path, tmp_path_factory: pytest.TempPathFactory):
-    """A copy of the repository (configs and backend code) with exported weights."""
-    repository = tmp_path_factory.mktemp("models") / "model_repository"
-    shutil.copytree(REPOSITORY, repository)
-    report = export_wav2lip(random_wav2lip_checkpoint, repository)
-    return repository, report
+def exported(exported_repository):  # noqa: ANN001, ANN201
+    return exported_repository
 
 
 @pytest.fixture(scope="module")

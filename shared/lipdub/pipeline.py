@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -14,7 +15,7 @@ import numpy as np
 
 from lipdub.audio.load import iter_audio, load_mono_16k
 from lipdub.composite import composite
-from lipdub.engines.base import FaceCrop, LipSyncEngine
+from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.track import FaceTrack, analyse_faces
@@ -208,18 +209,27 @@ def _render(
     audio_chunks = iter_audio(audio, AUDIO_RATE, "stereo")
     pending: list[tuple[np.ndarray, FaceCrop | None]] = []
     previous_source = -2
+    # One batch's engine work runs (on a model server, or in torch, which frees the GIL)
+    # while this thread composites, restores and encodes the batch before it and decodes
+    # the next: a remote engine's round trip is hidden behind the CPU work. Batches stay in
+    # order; at most two are held.
+    renderer = ThreadPoolExecutor(1, thread_name_prefix="lipdub-render")
+    in_flight: list[tuple[list, list[FaceCrop], Future]] = []
 
-    def flush(writer: DubWriter) -> None:
-        crops = [c for _, c in pending if c is not None]
+    def render(crops: list[FaceCrop]) -> list[MouthPatch]:
         with clock.time(engine.name, frames=len(crops)):
-            patches = engine.render(crops)
-        with clock.time("composite", frames=len(pending)):
+            return engine.render(crops)
+
+    def finish(writer: DubWriter) -> None:
+        batch, crops, patches_due = in_flight.pop(0)
+        patches = patches_due.result()
+        with clock.time("composite", frames=len(batch)):
             by_crop = iter(patches)
             finished = [frame if c is None else composite(frame, next(by_crop))
-                        for frame, c in pending]
+                        for frame, c in batch]
         if restorer is not None and crops:
             with clock.time("restore", frames=len(crops)):
-                faces = [i for i, (_, c) in enumerate(pending) if c is not None]
+                faces = [i for i, (_, c) in enumerate(batch) if c is not None]
                 restored = restorer.apply([finished[i] for i in faces],
                                           [c.box for c in crops], patches)
                 for i, frame in zip(faces, restored, strict=True):
@@ -227,11 +237,17 @@ def _render(
         with clock.time("encode", frames=len(finished)):
             for frame in finished:
                 writer.write(frame)
-        progress.advance("lip-sync", len(pending))
-        pending.clear()
+        progress.advance("lip-sync", len(batch))
 
-    with DubWriter(output, info.width, info.height, info.fps, audio_chunks,
-                   plan.frame_count) as writer:
+    def flush(writer: DubWriter) -> None:
+        crops = [c for _, c in pending if c is not None]
+        in_flight.append((list(pending), crops, renderer.submit(render, crops)))
+        pending.clear()
+        while len(in_flight) > 1:
+            finish(writer)
+
+    with renderer, DubWriter(output, info.width, info.height, info.fps, audio_chunks,
+                             plan.frame_count) as writer:
         for k in range(plan.frame_count):
             source = int(plan.source_indices[k])
             with clock.time("decode", frames=1):
@@ -251,5 +267,7 @@ def _render(
             if len(pending) >= engine.batch_size:
                 flush(writer)
         flush(writer)
+        while in_flight:
+            finish(writer)
     progress.finish("lip-sync")
     return report

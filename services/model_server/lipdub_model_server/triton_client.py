@@ -11,46 +11,36 @@ a Triton server over gRPC (`triton://host:8001`) or HTTP (`triton+http://host:80
   then reported as InferenceUnavailableError, which the job runner treats as a passing
   fault (the stage is retried later; the job fails as inference_unavailable only after
   the last try). A request the server refuses (wrong shapes) is InferenceFailedError.
-- Prometheus metrics: latency, batch sizes, errors, per backend and model."""
+- Metrics and retries: lipdub_model_server.remote."""
 
 from __future__ import annotations
 
 import json
 import threading
-import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import numpy as np
-from prometheus_client import Counter, Histogram
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lipdub.inference.contract import TORCH_BACKEND, ModelContract, ModelPackage
-from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
-
-LATENCY = Histogram("lipdub_inference_seconds", "Inference request latency",
-                    ["backend", "model"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5,
-                                                   5, 10, 30))
-BATCH = Histogram("lipdub_inference_batch_size", "Items per inference request",
-                  ["backend", "model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-ERRORS = Counter("lipdub_inference_errors_total", "Failed inference requests",
-                 ["backend", "model", "kind"])
-UNLOADS = Counter("lipdub_inference_model_unloads_total",
-                  "Models unloaded to keep the resident bound", ["backend", "family"])
+from lipdub.inference.errors import InferenceFailedError
+from lipdub_model_server.remote import (
+    UNLOADS,
+    Refused,
+    RemotePredictor,
+    Transient,
+    looks_like_connection_error,
+)
 
 # gRPC status names and HTTP codes meaning "not now" rather than "never".
 _TRANSIENT = {"StatusCode.UNAVAILABLE", "StatusCode.DEADLINE_EXCEEDED",
               "StatusCode.RESOURCE_EXHAUSTED", "503", "504", "429"}
-
-
 # Messages meaning the model is not (or no longer) loaded: load it again and retry.
 _RELOAD = ("unknown model", "failed to load", "is not ready", "is not found")
 
 
-class _Transient(Exception):
-    pass
-
-
-class TritonPredictor:
+class TritonPredictor(RemotePredictor):
     def __init__(self, spec: str, contract: ModelContract, package: ModelPackage | None = None,
                  timeout_s: float = 60.0, attempts: int = 4, first_wait_s: float = 0.5) -> None:
         parts = urlsplit(spec)
@@ -58,21 +48,17 @@ class TritonPredictor:
             raise InferenceFailedError(f"'{spec}' is not a Triton address.",
                                        "Use triton://host:8001 (gRPC) or "
                                        "triton+http://host:8000.")
-        self.contract, self.package, self.timeout_s = contract, package, timeout_s
         self.http = parts.scheme == "triton+http"
         self.label = "triton-http" if self.http else "triton-grpc"
-        self.address = f"{parts.hostname}:{parts.port or (8000 if self.http else 8001)}"
+        address = f"{parts.hostname}:{parts.port or (8000 if self.http else 8001)}"
+        super().__init__(address, contract, package, attempts, first_wait_s)
+        self.timeout_s = timeout_s
         if self.http:
             import tritonclient.http as client
         else:
             import tritonclient.grpc as client
         self._api = client
         self._local = threading.local()  # the HTTP client (gevent) is per thread
-        self._retrying = dict(retry=retry_if_exception_type(_Transient),
-                              stop=stop_after_attempt(attempts),
-                              wait=wait_exponential(multiplier=first_wait_s, max=10),
-                              reraise=True)
-        self._loaded = False
 
     @property
     def _client(self):  # noqa: ANN202 - a tritonclient InferenceServerClient
@@ -87,18 +73,13 @@ class TritonPredictor:
             self._local.client = client
         return client
 
-    # -- readiness --------------------------------------------------------------------
-    def ensure_ready(self) -> None:
-        """The server answers and the model is loaded (loading it if the server runs with
-        explicit model control)."""
-        if self._loaded:
-            return
-        self._call(self._make_ready)
-        self._loaded = True
+    def make_ready(self) -> None:
+        with _classified():
+            self._make_ready()
 
     def _make_ready(self) -> None:
         if not self._client.is_server_live():
-            raise _Transient("server not live")
+            raise Transient("server not live")
         name = self.contract.name
         if self._client.is_model_ready(name):
             return
@@ -111,7 +92,7 @@ class TritonPredictor:
             self._client.load_model(name, config=json.dumps(triton_config(self.contract)),
                                     files=files)
         if not self._client.is_model_ready(name):
-            raise _Transient(f"model {name} not ready")
+            raise Transient(f"model {name} not ready")
 
     def _make_room(self) -> None:
         """Unload the least recently used models of this family until one more fits."""
@@ -130,73 +111,35 @@ class TritonPredictor:
             self._client.unload_model(name)
             UNLOADS.labels(self.label, family).inc()
 
-    # -- inference -------------------------------------------------------------------
-    def __call__(self, *arrays: np.ndarray) -> np.ndarray:
+    def infer(self, arrays: tuple[np.ndarray, ...]) -> np.ndarray:
         inputs = []
         for tensor, array in zip(self.contract.inputs, arrays, strict=True):
             item = self._api.InferInput(tensor.name, list(array.shape), tensor.datatype)
-            item.set_data_from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+            item.set_data_from_numpy(array)
             inputs.append(item)
         outputs = [self._api.InferRequestedOutput(t.name) for t in self.contract.outputs]
-        labels = (self.label, self.contract.name)
-        started = time.perf_counter()
-        result = self._call(lambda: self._infer_ready(inputs, outputs))
-        LATENCY.labels(*labels).observe(time.perf_counter() - started)
-        BATCH.labels(*labels).observe(len(arrays[0]))
+        with _classified():
+            if self.http:
+                result = self._client.infer(self.contract.name, inputs, outputs=outputs)
+            else:
+                result = self._client.infer(self.contract.name, inputs, outputs=outputs,
+                                            client_timeout=self.timeout_s)
         return result.as_numpy(self.contract.outputs[0].name)
 
-    def _infer_ready(self, inputs: list, outputs: list):  # noqa: ANN202 - an InferResult
-        """Load the model first where it is not known to be loaded (at the first request,
-        and again after the server restarted or another worker unloaded it)."""
-        if not self._loaded:
-            self._make_ready()
-            self._loaded = True
-        return self._infer(inputs, outputs)
 
-    def _infer(self, inputs: list, outputs: list):  # noqa: ANN202 - an InferResult
-        if self.http:
-            return self._client.infer(self.contract.name, inputs, outputs=outputs)
-        return self._client.infer(self.contract.name, inputs, outputs=outputs,
-                                  client_timeout=self.timeout_s)
+@contextmanager
+def _classified() -> Iterator[None]:
+    """Triton's exceptions as Transient (retry, loading the model again) or Refused."""
+    from tritonclient.utils import InferenceServerException
 
-    def _call(self, action):  # noqa: ANN001, ANN202
-        """`action()` with retries on transient faults; errors mapped to the core's."""
-        from tritonclient.utils import InferenceServerException
-
-        try:
-            for attempt in Retrying(**self._retrying):
-                with attempt:
-                    try:
-                        return action()
-                    except InferenceServerException as exc:
-                        if str(exc.status()) in _TRANSIENT or _is_connection_error(exc):
-                            raise _Transient(exc.message()) from exc
-                        if any(s in (exc.message() or "") for s in _RELOAD):
-                            self._loaded = False
-                            raise _Transient(exc.message()) from exc
-                        raise
-                    except (ConnectionError, OSError) as exc:
-                        raise _Transient(str(exc)) from exc
-        except _Transient as exc:
-            ERRORS.labels(self.label, self.contract.name, "unavailable").inc()
-            self._loaded = False
-            raise InferenceUnavailableError(
-                f"The inference server at {self.address} could not serve "
-                f"'{self.contract.name}': {exc}.",
-                "Check that the model server is up and the model exported "
-                "(lipdub models export).") from exc
-        except InferenceServerException as exc:
-            ERRORS.labels(self.label, self.contract.name, "refused").inc()
-            raise InferenceFailedError(
-                f"The inference server refused the request for '{self.contract.name}': "
-                f"{exc.message()}.", "Check that workers and server run the same release.") \
-                from exc
-
-
-def _is_connection_error(exc: Exception) -> bool:
-    text = str(exc).lower()
-    return any(s in text for s in ("connection refused", "failed to connect", "unavailable",
-                                   "connection reset", "broken pipe", "timed out"))
+    try:
+        yield
+    except InferenceServerException as exc:
+        message = exc.message() or ""
+        if (str(exc.status()) in _TRANSIENT or looks_like_connection_error(exc)
+                or any(s in message for s in _RELOAD)):
+            raise Transient(message) from exc
+        raise Refused(message) from exc
 
 
 def triton_config(contract: ModelContract) -> dict:
