@@ -170,7 +170,7 @@ def run_dub(video: Path, audio: Path, output: Path, engine: str,
     checkpoint = wav2lip_checkpoint or settings.wav2lip_checkpoint
     selector = FaceSelector.parse(face)
     built = build_engine(engine, checkpoint, device, settings.wav2lip_batch_size,
-                         settings.inference)
+                         settings.inference, settings.served_wav2lip)
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
                      settings.detect_every, RichProgress(bar), restorer)

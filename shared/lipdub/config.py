@@ -23,6 +23,12 @@ class Settings(BaseSettings):
     # With a model server: how many identity restorers it keeps loaded (the least recently
     # used is unloaded to make room; a GPU holds a few hundred MB per restorer).
     resident_restorers: int = 8
+    # Which model of the server's repository runs Wav2Lip: "wav2lip" (the torch program) or
+    # "wav2lip_onnx" (NGC's Triton container: onnxruntime with TensorRT FP16).
+    served_wav2lip: str = "wav2lip"
+    # Workers serve their Prometheus metrics (inference latency, batch sizes, errors) on
+    # this port when set.
+    worker_metrics_port: int | None = None
     # Detect faces every N frames (and on every scene cut); track in between.
     detect_every: int = 5
     # Where identities (trained restorers) live; one folder per person, versioned.

@@ -13,7 +13,8 @@ from functools import cache
 
 import httpx
 from celery import Celery, Task
-from celery.signals import worker_shutting_down
+from celery.signals import worker_init, worker_process_init, worker_shutting_down
+from prometheus_client import start_http_server
 from sqlalchemy.exc import OperationalError
 
 from lipdub.config import get_settings
@@ -70,6 +71,24 @@ _stopping = threading.Event()
 @worker_shutting_down.connect
 def _on_shutdown(**_kwargs: object) -> None:
     _stopping.set()
+
+
+@worker_process_init.connect
+def _metrics_in_pool_process(**_kwargs: object) -> None:
+    _serve_metrics()
+
+
+@worker_init.connect
+def _metrics_in_solo_worker(sender: object = None, **_kwargs: object) -> None:
+    if "solo" in str(getattr(sender, "pool_cls", "")).lower():  # tasks run in this process
+        _serve_metrics()
+
+
+@cache
+def _serve_metrics() -> None:
+    """The inference clients' metrics (latency, batch sizes, errors) where tasks run."""
+    if settings.worker_metrics_port:
+        start_http_server(settings.worker_metrics_port)
 
 
 def _send_notify(_session: object, job: Job) -> None:

@@ -30,15 +30,16 @@ def resolve_engine_name(name: str, wav2lip_checkpoint: Path | None,
 
 def build_engine(
     name: str, wav2lip_checkpoint: Path | None, device: str = "auto", batch_size: int = 16,
-    inference: str = LOCAL,
+    inference: str = LOCAL, served_wav2lip: str = "wav2lip",
 ) -> LipSyncEngine:
-    """`inference`: where the model runs (LIPDUB_INFERENCE: local, or a model server)."""
+    """`inference`: where the model runs (LIPDUB_INFERENCE: local, or a model server);
+    `served_wav2lip`: which of the server's models runs it."""
     resolved = resolve_engine_name(name, wav2lip_checkpoint, inference)
     if resolved == "wav2lip":
         from lipdub.engines.wav2lip import Wav2LipEngine
         from lipdub.inference.backends import wav2lip_predictor
 
-        predictor = wav2lip_predictor(inference, wav2lip_checkpoint, device)
+        predictor = wav2lip_predictor(inference, wav2lip_checkpoint, device, served_wav2lip)
         return Wav2LipEngine(predictor, batch_size=batch_size)
     from lipdub.engines.warp.engine import WarpEngine
 

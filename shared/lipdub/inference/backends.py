@@ -16,7 +16,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lipdub.inference.contract import WAV2LIP, ModelContract, ModelPackage
+from lipdub.inference.contract import CONTRACTS, WAV2LIP, ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError
 
 if TYPE_CHECKING:
@@ -45,9 +45,15 @@ def remote_predictor(spec: str, contract: ModelContract = WAV2LIP,
     return found[scheme].load()(spec, contract, package)
 
 
-def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str) -> Predictor:
+def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str,
+                      served: str = WAV2LIP.name) -> Predictor:
+    """`served`: the repository model that runs Wav2Lip on a server (WAV2LIP or its ONNX
+    twin: the same tensors)."""
     if is_remote(spec):
-        return remote_predictor(spec, WAV2LIP)
+        if served not in CONTRACTS:
+            raise InferenceFailedError(f"LIPDUB_SERVED_WAV2LIP='{served}' is not a served "
+                                       "Wav2Lip model.", f"Use one of {sorted(CONTRACTS)}.")
+        return remote_predictor(spec, CONTRACTS[served])
     from lipdub.inference.local import LocalPredictor
     from lipdub.models.wav2lip import load_wav2lip_checkpoint
 
