@@ -84,3 +84,26 @@ def test_every_entry_point_exists() -> None:
             assert CliRunner().invoke(app, [*command[1:], "--help"]).exit_code == 0, command
             targets.add("migrate")
     assert targets >= {"gateway", "worker", "beat", "migrate"}
+
+
+def test_model_serving_deployments_name_what_exists() -> None:
+    """Triton is started on models the repository has; the image copies the backend that
+    exists; workers are pointed at backends the platform knows."""
+    from importlib.metadata import entry_points
+
+    from lipdub.inference.backends import ENTRY_POINT_GROUP, LOCAL
+
+    repository = {p.parent.name for p in (ROOT / "model_repository").glob("*/config.pbtxt")}
+    texts = [(ROOT / "docker-compose.yml").read_text(),
+             *(p.read_text() for p in (ROOT / "k8s").glob("*.yaml")),
+             *(p.read_text() for p in (ROOT / "infra/docker").glob("*Dockerfile"))]
+    loaded = {m for text in texts for m in re.findall(r"--load-model=([\w.-]+)", text)}
+    assert loaded and loaded <= repository, loaded - repository
+    copied = re.findall(r"^COPY (services/\S+)", (ROOT / "infra/docker/triton.Dockerfile")
+                        .read_text(), re.MULTILINE)
+    assert copied and all((ROOT / path).exists() for path in copied), copied
+    schemes = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)} | {LOCAL}
+    values = [v for text in texts
+              for v in re.findall(r"LIPDUB_INFERENCE[=:]\s*(?:\$\{LIPDUB_INFERENCE:-)?"
+                                  r"([\w+]+)", text)]
+    assert values and set(values) <= schemes, values

@@ -73,3 +73,24 @@ def models_serve(
         raise typer.Exit(code=server.process.wait())
     except KeyboardInterrupt:
         server.stop()
+
+
+@models_app.command("serve-ray")
+def models_serve_ray(
+    repository: Annotated[Path, typer.Option(help="The model repository (exported).")] = (
+        DEFAULT_REPOSITORY),
+    host: str = "127.0.0.1", port: int = 8100,
+    resident: Annotated[int, typer.Option(
+        min=1, help="Models each replica keeps loaded (least recently used go first).")] = 8,
+) -> None:
+    """The Ray Serve alternative to Triton: the same models and batching, on a local Ray
+    instance (or the cluster RAY_ADDRESS names). Workers reach it with
+    LIPDUB_INFERENCE=ray+http://HOST:PORT."""
+    from lipdub.inference.contract import PROGRAM_FILE, WAV2LIP
+    from lipdub_model_server.ray_server import serve_forever
+
+    if not (repository / WAV2LIP.name / "1" / PROGRAM_FILE).is_file():
+        _fail(LipDubError(f"No exported models in '{repository}'.",
+                          "Run `lipdub models export` first."))
+    serve_forever(repository.resolve(), host, port, resident,
+                  on_ready=lambda: out.print(f"Ray Serve ready: ray+http://{host}:{port}"))
