@@ -1,9 +1,17 @@
-"""Wav2Lip crops/s and request latency through each inference backend on this machine:
-local (in-process PyTorch) and a real Triton server (the bundled binary, started here on a
-copy of model_repository/ with weights exported from a random checkpoint: the same compute
-as the released weights), over gRPC and HTTP, one client and several concurrent ones.
+"""Each inference backend on this machine: local (in-process PyTorch), a real Triton server
+(the bundled binary on a copy of model_repository/, gRPC and HTTP) and a real Ray Serve
+application. Weights are random (the released networks' compute), exported as an operator
+would. Printed, never asserted:
 
-    .venv/bin/python benchmarks/bench_inference.py [--batch 16] [--seconds 20] [--clients 4]
+- Wav2Lip crops/s and request latency (batch 16, one client and several);
+- SOVQAE restorer crops/s (an identity model loaded on demand; 256x256 by default);
+- a whole 720p dub (Wav2Lip + restoration, face tracking, compositing, encoding) in
+  frames/s through each backend, against the clip's real time.
+
+GPU where the machine has one (local on CUDA; Triton's KIND_AUTO instances; Ray replicas
+with a GPU).
+
+    .venv/bin/python benchmarks/bench_inference.py [--seconds 8] [--clients 4] [--dub-seconds 4]
 """
 
 from __future__ import annotations
@@ -15,16 +23,26 @@ import socket
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import torch
 
+from lipdub.engines.registry import build_engine
+from lipdub.inference.backends import remote_predictor, sovqae_restorer
 from lipdub.inference.contract import WAV2LIP
-from lipdub.inference.export import example_batch, export_wav2lip
-from lipdub.inference.local import LocalPredictor
-from lipdub.models.wav2lip import Wav2Lip, load_wav2lip_checkpoint, save_wav2lip_checkpoint
-from lipdub_model_server.triton_client import TritonPredictor
+from lipdub.inference.export import example_batch, export_wav2lip, sovqae_package
+from lipdub.inference.local import pick_device
+from lipdub.models.wav2lip import Wav2Lip, save_wav2lip_checkpoint
+from lipdub.pipeline import dub
+from lipdub.restore.model import SOVQAE
+from lipdub.restore.spaces import default_space
+from lipdub.restore.stage import LocalSovqae
+from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
+from lipdub.samples.talking import ClipSpec, write_talking_clip
+from lipdub_model_server.ray_process import RayServeProcess
 from lipdub_model_server.triton_server import TritonServer
 
 REPOSITORY = Path(__file__).parent.parent / "model_repository"
@@ -36,16 +54,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def measure(predict, batch: int, seconds: float, clients: int) -> dict:  # noqa: ANN001
-    mel, faces = example_batch(WAV2LIP, batch)
-    predict(mel, faces)  # warm-up (model load, first allocation)
+def measure(predict: Callable, inputs: list[np.ndarray], seconds: float,
+            clients: int) -> dict:
+    predict(*inputs)  # warm-up (model load, first allocation)
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
 
     def client() -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            predict(mel, faces)
+            predict(*inputs)
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -54,48 +72,106 @@ def measure(predict, batch: int, seconds: float, clients: int) -> dict:  # noqa:
             future.result()
     elapsed = time.perf_counter() - started
     latencies.sort()
-    return {"crops_per_s": len(latencies) * batch / elapsed,
+    return {"crops_per_s": len(latencies) * len(inputs[0]) / elapsed,
             "p50_ms": 1000 * statistics.median(latencies),
             "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]}
+
+
+def row(name: str, clients: int, r: dict) -> None:
+    print(f"  {name:<12} {clients} client(s): {r['crops_per_s']:8.1f} crops/s, "
+          f"latency p50 {r['p50_ms']:7.1f} ms, p99 {r['p99_ms']:7.1f} ms", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--restorer-resolution", type=int, default=256)
+    parser.add_argument("--dub-seconds", type=float, default=4.0)
+    parser.add_argument("--dub-height", type=int, default=720)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    device = pick_device("auto")
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-          f"cuda: {torch.cuda.is_available()}; batch {args.batch}, {args.seconds:.0f} s each")
-    with tempfile.TemporaryDirectory() as tmp:
-        checkpoint = Path(tmp) / "wav2lip_random.pth"
+          f"device {device}"
+          + (f" ({torch.cuda.get_device_name()})" if device == "cuda" else "")
+          + f"; batch {args.batch}, {args.seconds:.0f} s a row", flush=True)
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        checkpoint = tmp / "wav2lip_random.pth"
         torch.manual_seed(0)
         save_wav2lip_checkpoint(Wav2Lip(), checkpoint)
-        repository = Path(tmp) / "model_repository"
+        repository = tmp / "model_repository"
         shutil.copytree(REPOSITORY, repository)
         export_wav2lip(checkpoint, repository, onnx=False)
-        server = TritonServer(repository, http_port=free_port(), grpc_port=free_port(),
-                              metrics_port=free_port(), load=[WAV2LIP.name])
+        restorer_model = SOVQAE(default_space(args.restorer_resolution))
+        restorer_model.train()(torch.rand(16, 3, args.restorer_resolution,
+                                          args.restorer_resolution))  # codebook initialised
+        restorer_model.eval()
+
         began = time.perf_counter()
-        server.start(log=Path(tmp) / "server.log")
-        print(f"triton ready in {time.perf_counter() - began:.1f} s")
+        triton = TritonServer(repository, http_port=free_port(), grpc_port=free_port(),
+                              metrics_port=free_port(), load=[WAV2LIP.name])
+        triton.start(log=tmp / "triton.log")
+        print(f"triton ready in {time.perf_counter() - began:.1f} s", flush=True)
+        began = time.perf_counter()
+        ray = RayServeProcess(repository, port=free_port())
+        ray.start(log=tmp / "ray.log")
+        print(f"ray serve ready in {time.perf_counter() - began:.1f} s", flush=True)
+        backends = {"local": "local", "triton grpc": f"triton://{triton.grpc_url}",
+                    "triton http": f"triton+http://{triton.host}:{triton.http_port}",
+                    "ray http": ray.spec}
         try:
-            backends = {
-                "local": LocalPredictor(load_wav2lip_checkpoint(checkpoint), "auto"),
-                "triton grpc": TritonPredictor(f"triton://{server.grpc_url}", WAV2LIP),
-                "triton http": TritonPredictor(
-                    f"triton+http://{server.host}:{server.http_port}", WAV2LIP),
-            }
-            for name, predict in backends.items():
+            print(f"Wav2Lip (6x96x96 + 1x80x16 -> 3x96x96), batch {args.batch}:")
+            wav2lip_inputs = example_batch(WAV2LIP, args.batch)
+            for name, spec in backends.items():
+                if spec == "local":
+                    predict = build_engine("wav2lip", checkpoint, device).predictor
+                else:
+                    predict = remote_predictor(spec, WAV2LIP)
                 for clients in sorted({1, args.clients}):
-                    if name == "local" and clients > 1:
+                    if spec == "local" and clients > 1:
                         continue  # one process, one model: concurrency only queues
-                    r = measure(predict, args.batch, args.seconds, clients)
-                    print(f"{name:<12} {clients} client(s): {r['crops_per_s']:7.1f} crops/s, "
-                          f"latency p50 {r['p50_ms']:6.1f} ms, p99 {r['p99_ms']:6.1f} ms")
+                    row(name, clients, measure(predict, wav2lip_inputs, args.seconds,
+                                               clients))
+            r = args.restorer_resolution
+            print(f"SOVQAE restorer {default_space(r)}, batch {args.batch}:")
+            crops = [np.random.default_rng(0).random((args.batch, 3, r, r),
+                                                     dtype=np.float32)]
+            contract, package = sovqae_package(restorer_model)
+            for name, spec in backends.items():
+                predict = (LocalSovqae(restorer_model, device) if spec == "local"
+                           else remote_predictor(spec, contract, package))
+                row(name, 1, measure(predict, crops, args.seconds, 1))
+            dub_all(backends, checkpoint, restorer_model, device, tmp, args)
         finally:
-            server.stop()
+            triton.stop()
+            ray.stop()
+
+
+def dub_all(backends: dict[str, str], checkpoint: Path, restorer_model: SOVQAE,
+            device: str, tmp: Path, args: argparse.Namespace) -> None:
+    height = args.dub_height
+    spec = ClipSpec(width=height * 16 // 9, height=height, face_height=height * 13 // 36)
+    voice = speech_like(SpeechSpec(seconds=args.dub_seconds, seed=3))
+    clip = write_talking_clip(tmp / "clip.mp4", spec, voice)
+    audio = tmp / "voice.wav"
+    write_wav(str(audio), speech_like(SpeechSpec(seconds=args.dub_seconds, seed=4)))
+    frames = round(args.dub_seconds * float(spec.fps))
+    print(f"whole dub, {spec.width}x{spec.height} {float(spec.fps):.0f} fps, {frames} frames "
+          "(Wav2Lip + restoration; decode, track, composite, encode):")
+    for name, backend in backends.items():
+        engine = build_engine("wav2lip", checkpoint, device, args.batch, backend)
+        restorer = sovqae_restorer(backend, restorer_model, device, args.batch, resident=4)
+        started = time.perf_counter()
+        report = dub(clip, audio, tmp / f"out-{name.replace(' ', '-')}.mp4", engine,
+                     restorer=restorer)
+        seconds = time.perf_counter() - started
+        engine.close()
+        fps = report.output_frames / seconds
+        stages = ", ".join(f"{k} {v.seconds:.1f}s" for k, v in report.stages.items())
+        print(f"  {name:<12} {fps:6.2f} frames/s ({fps / float(spec.fps):.2f}x real time); "
+              f"{stages}", flush=True)
 
 
 if __name__ == "__main__":
