@@ -76,8 +76,8 @@ def test_local_input_copies_of_finished_jobs_are_pruned(tmp_path: Path,
     the job has finished elsewhere."""
     import tempfile
 
-    from lipdub.jobs.dubbing import local_copies, prune_local_copies
     from lipdub.jobs.service import transition
+    from lipdub.jobs.workfiles import local_copies, prune_local_copies
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     url, tenant_id, _ = embedded_database(tmp_path)
@@ -119,3 +119,60 @@ def test_a_long_stage_that_writes_no_progress_keeps_its_lease(tmp_path: Path) ->
         assert claim(session, job_id, lease_s=1.5) is None  # still held
     worker.join()
     assert context.run_stage(job_id).state is JobState.SUCCEEDED
+
+
+def test_stages_declare_progress_and_the_engine_is_chosen_once(
+        tmp_path: Path, talking_clip: Path, short_voice: Path, site: Site,
+        random_wav2lip_checkpoint: Path, monkeypatch) -> None:  # noqa: ANN001
+    """The job's `stage` names plan stages only (finer steps are its `phase`); progress
+    rises through the spans the stages declare; the engine is resolved in probe and kept
+    (the analysis pass loads no Wav2Lip weights); the analysis passes between stages as a
+    versioned file, not a pickle."""
+    import lipdub.models.wav2lip as wav2lip_module
+    from lipdub.analysis_io import load_analysis
+    from lipdub.jobs.runner import progress_spans
+
+    url, tenant_id, _ = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store",
+                        wav2lip_checkpoint=random_wav2lip_checkpoint, allow_http_urls=True,
+                        url_allow_hosts=["127.0.0.1"])
+    context = JobContext.from_settings(settings)
+    plan = context.plans()["dub"]
+    spans = progress_spans([s for s in plan if s.name != "identity"])
+    assert list(spans) == ["fetch", "faces", "lip-sync", "encode", "upload"]
+    assert spans["fetch"][0] == 0 and spans["upload"][1] == 99
+    bounds = list(spans.values())
+    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))  # contiguous
+    loads: list[Path] = []
+    original = wav2lip_module.load_wav2lip_checkpoint
+    monkeypatch.setattr(wav2lip_module, "load_wav2lip_checkpoint",
+                        lambda path, *a, **k: (loads.append(path), original(path, *a, **k))[1])
+    site.script["/v.mp4"] = [(200, {}, talking_clip.read_bytes())]
+    site.script["/a.wav"] = [(200, {}, short_voice.read_bytes())]
+    with context.sessions() as session:
+        job, _ = create_job(session, tenant_id, JobRequest(
+            f"{site.base}/v.mp4", f"{site.base}/a.wav", {"engine": "auto"}))
+        job_id = job.id
+    seen, progress, loads_after = [], [], {}
+    outcome = context.run_stage(job_id)
+    while True:
+        with context.sessions() as session:
+            job = session.get(Job, job_id)
+            seen.append((job.stage, job.phase))
+            progress.append(job.progress)
+            done = job.work["done"][-1]
+            loads_after[done] = len(loads)
+            if done == "faces":
+                assert job.work["engine"] == "wav2lip" and job.work["analysis"].endswith(".npz")
+                analysis = load_analysis(context.store.root / job.work["analysis"])
+                assert analysis.track.frame_count > 0
+        if outcome.next_stage is None:
+            break
+        outcome = context.run_stage(job_id)
+    assert outcome.state is JobState.SUCCEEDED
+    plan_names = {s.name for s in plan} | {"done"}
+    assert all(stage in plan_names for stage, _ in seen), seen
+    assert all(phase is None for _, phase in seen)  # cleared between stages
+    assert progress == sorted(progress) and progress[-1] == 100
+    assert loads_after["probe"] == loads_after["faces"] == 0  # no weights for the analysis
+    assert loads_after["lip-sync"] == 1

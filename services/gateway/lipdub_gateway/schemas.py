@@ -92,7 +92,10 @@ class JobOut(BaseModel):
     id: str
     kind: str
     state: JobState
-    stage: str | None
+    stage: str | None = Field(description="The stage of the job's plan running or next "
+                                          "(probe, faces, lip-sync, ...); 'done' when over")
+    phase: str | None = Field(None, description="The finer step within the running stage "
+                                                "(fetch, crops, train, upload, ...)")
     stages_done: list[str] = Field(description="The job's stages finished so far")
     progress: int
     options: dict
@@ -107,7 +110,8 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         return cls(id=job.id, kind=job.kind, state=job.state, stage=job.stage,
-                   progress=job.progress, stages_done=(job.work or {}).get("done", []),
+                   phase=job.phase, progress=job.progress,
+                   stages_done=(job.work or {}).get("done", []),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,

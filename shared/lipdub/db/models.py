@@ -112,7 +112,9 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(32), default="dub", server_default="dub")
     state: Mapped[JobState] = mapped_column(Enum(JobState, native_enum=False, length=16),
                                             default=JobState.QUEUED, index=True)
-    stage: Mapped[str | None] = mapped_column(String(32))
+    stage: Mapped[str | None] = mapped_column(String(32))  # a stage of the job's plan
+    # The finer step within the running stage (fetch, crops, train, upload...).
+    phase: Mapped[str | None] = mapped_column(String(32))
     progress: Mapped[int] = mapped_column(Integer, default=0)
     video_uri: Mapped[str] = mapped_column(Text)
     audio_uri: Mapped[str] = mapped_column(Text)

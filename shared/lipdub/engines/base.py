@@ -43,9 +43,10 @@ class LipSyncEngine(Protocol):
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
         """Look at source faces during the analysis pass (optional; may do nothing)."""
 
-    def study_state(self) -> object:
-        """What study() learned, as plain picklable data (None if nothing), so the render
-        pass can run in another process than the analysis pass."""
+    def study_state(self) -> dict[str, np.ndarray | float] | None:
+        """What study() learned, as named arrays and numbers (None if nothing), so the
+        render pass can run in another process, or another release's worker, than the
+        analysis pass (lipdub.analysis_io stores it)."""
 
     def load_study_state(self, state: object) -> None:
         """Take back what study_state() returned."""

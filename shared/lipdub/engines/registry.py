@@ -44,3 +44,15 @@ def build_engine(
     from lipdub.engines.warp.engine import WarpEngine
 
     return WarpEngine()
+
+
+def analysis_engine(resolved: str) -> LipSyncEngine:
+    """An engine for the analysis pass alone (study, study_state) of an engine already
+    resolved: no weights are loaded, no model server is reached."""
+    if resolved == "wav2lip":
+        from lipdub.engines.wav2lip import Wav2LipEngine
+
+        return Wav2LipEngine(predictor=None)
+    from lipdub.engines.warp.engine import WarpEngine
+
+    return WarpEngine()

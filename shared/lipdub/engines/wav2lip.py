@@ -17,7 +17,8 @@ MEL_WIDTH = 16  # mel columns (0.2 s) per video frame
 class Wav2LipEngine:
     name = "wav2lip"
 
-    def __init__(self, predictor: Predictor, batch_size: int = 16) -> None:
+    def __init__(self, predictor: Predictor | None, batch_size: int = 16) -> None:
+        """`predictor` None: the analysis pass only (render() needs the model)."""
         self.predictor = predictor
         self.batch_size = batch_size
         self._audio: np.ndarray | None = None
@@ -63,6 +64,7 @@ class Wav2LipEngine:
         masked[:, SIZE // 2 :] = 0.0
         face_input = np.concatenate([masked, faces], axis=3).transpose(0, 3, 1, 2)
         mel_input = self._mel_windows([c.frame_index for c in crops])
+        assert self.predictor is not None, "an analysis-only engine cannot render"
         generated = self.predictor(mel_input[:, None].astype(np.float32),
                                    np.ascontiguousarray(face_input))
         patches = []

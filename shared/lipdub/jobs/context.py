@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
-from lipdub.jobs.dubbing import collect_garbage, discard_work, dub_stages, prune_local_copies
+from lipdub.jobs.dubbing import dub_stages
 from lipdub.jobs.faults import RetryPolicy, TransientFault
 from lipdub.jobs.fetch import UrlFetcher
 from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
@@ -23,6 +23,7 @@ from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import deliver, due_deliveries, progress_message_for, webhook_secret
 from lipdub.jobs.runner import Stage, StageOutcome, finish_job, run_stage
 from lipdub.jobs.service import stale_jobs, transition
+from lipdub.jobs.workfiles import collect_garbage, discard_work, prune_local_copies
 from lipdub.netguard import NetPolicy
 from lipdub.scratch import remove_dead_scratch
 from lipdub.storage import LocalStore, ObjectStore, store_from_settings

@@ -71,7 +71,7 @@ def identity_training_stages(train_steps: int, restore_batch_size: int,
                                             device=device),
             search=bool(options.get("search")),
             on_step=training_progress(ctx, steps, 3 if options.get("search") else 1))
-        ctx.job.stage = "upload"
+        ctx.progress.start("upload", len(FILES))
         existing = ctx.session.scalar(select(Identity).where(
             Identity.tenant_id == tenant_id, Identity.name == name))
         version = (existing.version if existing else 0) + 1
@@ -79,6 +79,7 @@ def identity_training_stages(train_steps: int, restore_batch_size: int,
         for file in FILES:
             if (trained.path / file).exists():
                 ctx.store.put_file(f"{prefix}/{file}", trained.path / file)
+            ctx.progress.advance("upload")
         info = json.loads((trained.path / "identity.json").read_text())
         info["version"] = version
         if existing is None:
@@ -88,7 +89,8 @@ def identity_training_stages(train_steps: int, restore_batch_size: int,
         return WorkResult(None, {"identity": name, "version": version},
                           f"identity {name} v{version} stored")
 
-    return [Stage("train", train)]
+    return [Stage("train", train,
+                  phases=(("fetch", 5), ("crops", 15), ("train", 75), ("upload", 4)))]
 
 
 def training_progress(ctx: WorkContext, steps: int, runs: int):  # noqa: ANN201
@@ -98,7 +100,7 @@ def training_progress(ctx: WorkContext, steps: int, runs: int):  # noqa: ANN201
 
     def on_step(what: str, done: int, total: int) -> None:
         if what == "crops":
-            if ctx.job.stage != "crops":
+            if ctx.job.phase != "crops":
                 ctx.progress.start("crops", total)
             ctx.progress.advance("crops", done - crops_done[0])
             crops_done[0] = done

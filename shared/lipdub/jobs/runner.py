@@ -24,27 +24,23 @@ from lipdub.errors import LipDubError
 from lipdub.jobs.faults import TransientFault, fault_code
 from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.service import claim, hand_off, record_event, renew_lease, transition
+from lipdub.jobs.workfiles import local_copy, store_owned
 from lipdub.scratch import scratch_dir
 from lipdub.storage import ObjectStore, tenant_key
 
 log = logging.getLogger(__name__)
 
-# Share of the progress bar each pipeline pass takes.
-# The share of the progress bar each pass takes, by kind of job.
-_SPANS = {
-    "dub": {"fetch": (0, 5), "faces": (5, 35), "lip-sync": (35, 92), "encode": (92, 98),
-            "upload": (98, 99)},
-    # A dub that first trains a restorer on its own footage (restore: auto).
-    "dub+train": {"fetch": (0, 5), "faces": (5, 20), "crops": (20, 25), "train": (25, 55),
-                  "lip-sync": (55, 92), "encode": (92, 98), "upload": (98, 99)},
-    "identity.train": {"fetch": (0, 5), "crops": (5, 20), "train": (20, 95)},
-}
 
-
-def progress_spans(job: Job) -> dict[str, tuple[int, int]]:
-    if job.kind == "dub" and (job.options or {}).get("restore") == "auto":
-        return _SPANS["dub+train"]
-    return _SPANS.get(job.kind, _SPANS["dub"])
+def progress_spans(stages: list[Stage]) -> dict[str, tuple[int, int]]:
+    """The share of the job's progress (0-99; 100 is done) each phase of these stages
+    takes, from the weights the stages declare, in plan order."""
+    phases = [phase for stage in stages for phase in stage.phases]
+    total = sum(weight for _, weight in phases) or 1.0
+    spans, reached = {}, 0.0
+    for name, weight in phases:
+        spans[name] = (round(99 * reached / total), round(99 * (reached + weight) / total))
+        reached += weight
+    return spans
 
 
 class JobCanceledError(Exception):
@@ -57,15 +53,16 @@ class StageHandedBack(Exception):  # noqa: N818 - not an error: the worker is st
 
 
 class DbProgress:
-    """ProgressSink that writes stage and progress to the job row (at most once a second)
-    and notices a cancel request there, or that its worker is stopping."""
+    """ProgressSink that writes the phase and progress to the job row (at most once a
+    second) and notices a cancel request there, or that its worker is stopping. `spans`:
+    each phase's share of the job's progress (progress_spans)."""
 
     def __init__(self, session: Session, job: Job, lease_s: float,
-                 min_interval_s: float = 1.0,
+                 spans: dict[str, tuple[int, int]], min_interval_s: float = 1.0,
                  should_stop: Callable[[], bool] | None = None) -> None:
         self.session, self.job, self.lease_s = session, job, lease_s
         self.should_stop = should_stop
-        self.spans = progress_spans(job)
+        self.spans = spans
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
         self._last = 0.0
@@ -73,7 +70,7 @@ class DbProgress:
 
     def start(self, stage: str, total: int) -> None:
         self._totals[stage], self._done[stage] = max(total, 1), 0
-        self.job.stage = stage
+        self.job.phase = stage
         self._write(force=True)
 
     def advance(self, stage: str, amount: int = 1) -> None:
@@ -89,10 +86,13 @@ class DbProgress:
         if not force and now - self._last < self._interval:
             return
         self._last = now
-        stage = self.job.stage or ""
-        low, high = self.spans.get(stage, (0, 100))
-        fraction = self._done.get(stage, 0) / self._totals.get(stage, 1)
-        self.job.progress = int(low + (high - low) * min(1.0, fraction))
+        phase = self.job.phase or ""
+        if phase in self.spans:  # (a phase no stage declared moves nothing)
+            low, high = self.spans[phase]
+            fraction = self._done.get(phase, 0) / self._totals.get(phase, 1)
+            # Never backwards: a stage run again after a fault redoes what was shown.
+            self.job.progress = max(self.job.progress or 0,
+                                    int(low + (high - low) * min(1.0, fraction)))
         renew_lease(self.session, self.job, self.lease_s)  # the heartbeat: still alive
         self.session.commit()
         self.session.refresh(self.job, ["cancel_requested"])
@@ -127,6 +127,14 @@ class WorkContext:
         return self.inputs.fetch(uri, self.job.tenant_id, self.session, self.store,
                                  self.folder / (name + _suffix(uri)), self.fetch_url)
 
+    def local(self, key: str) -> Path:
+        """A stored file of the job, on this machine."""
+        return local_copy(self.store, self.job, key)
+
+    def keep(self, path: Path, name: str) -> str:
+        """Store a working artifact for later stages (owned by the job); its key."""
+        return store_owned(self.store, self.job, self.work, path, name)
+
 
 @dataclass
 class WorkResult:
@@ -137,11 +145,14 @@ class WorkResult:
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of a kind of job. Its work returns the job's result when it is the last."""
+    """One step of a kind of job. Its work returns the job's result when it is the last.
+    `phases`: the progress phases its work reports (ProgressSink stage names), each with
+    its share of the job's work (relative weights): the job's progress bar is theirs."""
 
     name: str
     work: Callable[[WorkContext], WorkResult | None]
     applies: Callable[[Job], bool] = lambda _job: True  # some stages run only for some jobs
+    phases: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -213,7 +224,6 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             existing = session.get(Job, job_id)
             state = existing.state if existing is not None and existing.state.terminal else None
             return StageOutcome(state, None)
-        progress = DbProgress(session, job, lease_s, should_stop=should_stop)
         ctx: WorkContext | None = None
         try:
             if job.kind not in plans:
@@ -223,10 +233,12 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
                 raise JobCanceledError(job.id)
             work = copy.deepcopy(job.work or {})
             done = list(work.get("done", []))
-            plan = [stage for stage in plans[job.kind]
-                    if stage.name not in done and stage.applies(job)]
+            applicable = [stage for stage in plans[job.kind] if stage.applies(job)]
+            plan = [stage for stage in applicable if stage.name not in done]
             stage = plan[0]
-            job.stage = stage.name
+            job.stage, job.phase = stage.name, None
+            progress = DbProgress(session, job, lease_s, progress_spans(applicable),
+                                  should_stop=should_stop)
             with scratch_dir("job") as tmp, LeaseKeeper(sessions, job.id, lease_s):
                 ctx = WorkContext(session, job, store, Path(tmp), progress, inputs, fetch_url,
                                   work)

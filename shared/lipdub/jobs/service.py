@@ -157,6 +157,8 @@ def transition(session: Session, job: Job, state: JobState, message: str | None 
         raise InvalidTransitionError(f"{job.state} -> {state}")
     job.state = state
     job.stage = stage if stage is not None else job.stage
+    if state.terminal:
+        job.phase = None
     if state is JobState.SUCCEEDED:
         job.progress = 100
     job.updated_at = utcnow()
@@ -201,7 +203,7 @@ def claim(session: Session, job_id: str, lease_s: float) -> Job | None:
 
 def hand_off(session: Session, job: Job, next_stage: str) -> None:
     """A stage is done: release the job for its next stage (any worker may take it)."""
-    job.stage, job.lease_until = next_stage, None
+    job.stage, job.phase, job.lease_until = next_stage, None, None
     session.commit()
 
 

@@ -100,11 +100,16 @@ class WarpEngine:
             self._study_tracker.close()
             self._study_tracker = None
 
-    def study_state(self) -> TeethReference | None:
-        return self.reference
+    def study_state(self) -> dict[str, np.ndarray | float] | None:
+        if self.reference is None:
+            return None
+        return {"pixels": self.reference.pixels, "mask": self.reference.mask,
+                "openness": self.reference.openness}
 
-    def load_study_state(self, state: object) -> None:
-        self.reference = state  # type: ignore[assignment] - what study_state() gave
+    def load_study_state(self, state: dict | None) -> None:
+        self.reference = None if state is None else TeethReference(
+            pixels=np.asarray(state["pixels"], np.uint8),
+            mask=np.asarray(state["mask"], np.float32), openness=float(state["openness"]))
 
     def articulation_at(self, frame_index: int) -> tuple[float, float]:
         assert self._articulation is not None, "prepare() must run before render()"
