@@ -53,6 +53,17 @@ class DubReport:
     warnings: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Span:
+    """A part of the output to render (a film's segment): output frames `frames`, picture
+    only (the join muxes the whole new audio once). The `warmup` frames before it go
+    through the engine unwritten, so that its temporal state runs on across a cut made
+    inside a shot as if the film were rendered in one piece."""
+
+    frames: range
+    warmup: int = 8
+
+
 @dataclass
 class Analysis:
     """What the analysis pass learned: the face track and what the engine studied of the
@@ -105,9 +116,10 @@ def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None 
 def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                  analysis: Analysis, sync_mode: SyncMode = SyncMode.CUT_OFF,
                  progress: ProgressSink | None = None,
-                 restorer: Restorer | None = None) -> DubReport:
+                 restorer: Restorer | None = None, span: Span | None = None) -> DubReport:
     """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
-    restoration, composite and encode stream together, frame batch by frame batch."""
+    restoration, composite and encode stream together, frame batch by frame batch. With a
+    `span`, only that part of the output, picture only."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
@@ -124,7 +136,7 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                 for i, rgb in enumerate(iter_frames(info)):
                     cache.put(i, rgb)
         return _render_all(info, audio, output, engine, analysis, sync_mode, cache, clock,
-                           progress, restorer, started)
+                           progress, restorer, started, span)
     finally:
         if cache is not None:
             cache.close()
@@ -133,7 +145,7 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
 def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngine,
                 analysis: Analysis, sync_mode: SyncMode, cache: DiskFrameCache | None,
                 clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
-                started: float) -> DubReport:
+                started: float, span: Span | None = None) -> DubReport:
     with clock.time("audio"):
         samples = load_mono_16k(audio)
     fps = float(info.fps)
@@ -141,7 +153,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngin
     with clock.time("audio"):
         engine.prepare(samples, fps)
     report = _render(info, audio, output, engine, analysis.track, plan, cache, clock,
-                     progress, restorer)
+                     progress, restorer, span)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     if report.face_frames == 0:
@@ -179,11 +191,11 @@ def _analyse(
     return Analysis(track=track, study=engine.study_state())
 
 
-def _source_frames(info: VideoInfo, plan: SyncPlan,
+def _source_frames(info: VideoInfo, indices: np.ndarray,
                    cache: DiskFrameCache | None) -> Iterator[np.ndarray]:
     if cache is not None:
-        return (cache.get(int(i)) for i in plan.source_indices)
-    return iter_frames_looped(info, iter(int(i) for i in plan.source_indices))
+        return (cache.get(int(i)) for i in indices)
+    return iter_frames_looped(info, iter(int(i) for i in indices))
 
 
 def _render(
@@ -197,17 +209,21 @@ def _render(
     clock: StageClock,
     progress: ProgressSink,
     restorer: Restorer | None,
+    span: Span | None = None,
 ) -> DubReport:
+    wanted = span.frames if span is not None else range(plan.frame_count)
+    first = max(0, wanted.start - span.warmup) if span is not None else 0
     report = DubReport(
         output=output, engine=engine.name, sync_mode=plan.mode.value, fps=float(info.fps),
         width=info.width, height=info.height, source_frames=info.frame_count,
-        output_frames=plan.frame_count, face_frames=0, passthrough_frames=0,
+        output_frames=len(wanted), face_frames=0, passthrough_frames=0,
         shots=int(track.shot.max()) + 1 if track.frame_count else 0, seconds_total=0.0,
     )
-    progress.start("lip-sync", plan.frame_count)
-    frames = _source_frames(info, plan, cache)
-    audio_chunks = iter_audio(audio, AUDIO_RATE, "stereo")
-    pending: list[tuple[np.ndarray, FaceCrop | None]] = []
+    progress.start("lip-sync", len(wanted))
+    frames = _source_frames(info, plan.source_indices[first:wanted.stop], cache)
+    audio_chunks = None if span is not None else iter_audio(audio, AUDIO_RATE, "stereo")
+    # (frame, its crop or None, whether it is written: warm-up frames are not)
+    pending: list[tuple[np.ndarray, FaceCrop | None, bool]] = []
     previous_source = -2
     # One batch's engine work runs (on a model server, or in torch, which frees the GIL)
     # while this thread composites, restores and encodes the batch before it and decodes
@@ -221,8 +237,17 @@ def _render(
             return engine.render(crops)
 
     def finish(writer: DubWriter) -> None:
-        batch, crops, patches_due = in_flight.pop(0)
-        patches = patches_due.result()
+        everything, _, patches_due = in_flight.pop(0)
+        # Warm-up frames went through the engine (its state); they are not written.
+        batch: list[tuple[np.ndarray, FaceCrop | None]] = []
+        patches: list[MouthPatch] = []
+        by_crop = iter(patches_due.result())
+        for frame, crop, keep in everything:
+            patch = next(by_crop) if crop is not None else None
+            if keep:
+                batch.append((frame, crop))
+                patches += [patch] if patch is not None else []
+        crops = [c for _, c in batch if c is not None]
         with clock.time("composite", frames=len(batch)):
             by_crop = iter(patches)
             finished = [frame if c is None else composite(frame, next(by_crop))
@@ -240,15 +265,16 @@ def _render(
         progress.advance("lip-sync", len(batch))
 
     def flush(writer: DubWriter) -> None:
-        crops = [c for _, c in pending if c is not None]
+        crops = [c for _, c, _ in pending if c is not None]
         in_flight.append((list(pending), crops, renderer.submit(render, crops)))
         pending.clear()
         while len(in_flight) > 1:
             finish(writer)
 
     with renderer, DubWriter(output, info.width, info.height, info.fps, audio_chunks,
-                             plan.frame_count) as writer:
-        for k in range(plan.frame_count):
+                             len(wanted)) as writer:
+        for k in range(first, wanted.stop):
+            keep = k >= wanted.start
             source = int(plan.source_indices[k])
             with clock.time("decode", frames=1):
                 frame = next(frames)
@@ -259,11 +285,11 @@ def _render(
                 # Temporal state resets on cuts and wherever the output jumps (loop/bounce).
                 restart = bool(track.shot_starts[source]) or abs(source - previous_source) != 1
                 crop = FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
-                report.face_frames += 1
+                report.face_frames += keep
             else:
-                report.passthrough_frames += 1
+                report.passthrough_frames += keep
             previous_source = source
-            pending.append((frame, crop))
+            pending.append((frame, crop, keep))
             if len(pending) >= engine.batch_size:
                 flush(writer)
         flush(writer)

@@ -25,21 +25,38 @@ def upright(image: np.ndarray, rotation_cw: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(image, k=-(rotation_cw // 90)))
 
 
-def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
-    """Yield exactly `info.frame_count` upright RGB24 frames (H, W, 3) at `info.fps`."""
+# A forward jump longer than this is a seek, not a decode-and-skip (a film's segments start
+# anywhere; decoding an hour to reach one would make segmenting quadratic).
+SEEK_AFTER_FRAMES = 250
+
+
+def iter_frames(info: VideoInfo, start: int = 0) -> Iterator[np.ndarray]:
+    """Yield upright RGB24 frames (H, W, 3) at `info.fps`, exactly `info.frame_count` of
+    them from frame `start` on (frame k is time k / fps from the first frame). A later
+    start seeks to the key frame before it and decodes forward: frame-accurate."""
     fps = float(info.fps)
-    emitted = 0
+    emitted = start
     last: np.ndarray | None = None
-    t0: float | None = None
+    skipped: av.VideoFrame | None = None  # the last frame before `start`, not yet converted
     with open_media(info.path) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         try:
+            t0 = _first_frame_time(container, stream) if start else None
+            if start and stream.time_base is not None and t0 is not None:
+                target = (t0 + (start - 0.5) / fps) / float(stream.time_base)
+                container.seek(max(0, int(target)), backward=True, any_frame=False,
+                               stream=stream)
             for decoded_count, frame in enumerate(container.decode(stream)):
                 t = frame.time if frame.time is not None else decoded_count / fps
                 if t0 is None:
                     t0 = t
                 slot = round((t - t0) * fps)
+                if slot < start:  # before the start: decoded only to reach it
+                    skipped = frame
+                    continue
+                if last is None and skipped is not None and slot > start:  # a gap at start
+                    last = upright(frame_to_rgb(skipped), normalise_rotation(skipped.rotation))
                 rotation = normalise_rotation(frame.rotation)
                 image = upright(frame_to_rgb(frame), rotation)
                 # Fill any gap (VFR or dropped frames) by holding the previous picture.
@@ -59,7 +76,7 @@ def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
         raise EmptyMediaError(
             f"'{info.path}' has a video stream with no frames.", "Give a video with footage."
         )
-    missing = info.frame_count - emitted
+    missing = info.frame_count - max(emitted, start)
     if missing > _TRUNCATION_TOLERANCE_S * fps:
         raise CorruptMediaError(
             f"'{info.path}' is truncated: its header says {info.frame_count} frames but only "
@@ -70,16 +87,26 @@ def iter_frames(info: VideoInfo) -> Iterator[np.ndarray]:
         yield last
 
 
+def _first_frame_time(container: av.container.InputContainer,
+                      stream: av.video.stream.VideoStream) -> float | None:
+    """The first frame's time: frame k is this plus k / fps (then rewinds the file)."""
+    for frame in container.decode(stream):
+        container.seek(0, backward=True, any_frame=False, stream=stream)
+        return frame.time
+    return None
+
+
 def iter_frames_looped(info: VideoInfo, indices: Iterator[int]) -> Iterator[np.ndarray]:
-    """Frames for a sequence of source indices that only moves forwards, except for jumps
-    back to 0 (loop mode): each jump restarts the decoder, so memory stays flat."""
-    source = iter_frames(info)
-    position = -1
+    """Frames for a sequence of source indices that mostly moves forwards: a jump back
+    (loop mode) or far ahead (a segment's start) restarts the decoder at the frame wanted,
+    so memory stays flat and nothing is decoded twice needlessly."""
+    source: Iterator[np.ndarray] = iter(())
+    position = -1 << 62  # nothing decoded yet
     current: np.ndarray | None = None
     for wanted in indices:
-        if wanted < position:
-            source = iter_frames(info)
-            position = -1
+        if wanted < position or wanted - position > SEEK_AFTER_FRAMES:
+            source = iter_frames(info, start=wanted)
+            position = wanted - 1
         while position < wanted:
             current = next(source)
             position += 1

@@ -117,6 +117,36 @@ def iter_talking_frames(spec: ClipSpec, audio_16k: np.ndarray, frame_count: int)
         yield frame
 
 
+@dataclass(frozen=True)
+class Shot:
+    """One shot of a multi-shot clip: its framing, length, and a colour cast of its own (so
+    that every cut is a cut)."""
+
+    spec: ClipSpec
+    seconds: float
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+
+def write_multishot_clip(path: Path, shots: list[Shot], audio_16k: np.ndarray) -> Path:
+    """An MP4 of several shots cut together (all at the first shot's size and rate), the
+    face in each speaking its part of `audio_16k`, which is the clip's sound track."""
+    first = shots[0].spec
+    fps = float(first.fps)
+    counts = [max(1, round(shot.seconds * fps)) for shot in shots]
+    total = sum(counts)
+    up = np.interp(np.arange(len(audio_16k) * 3) / 3, np.arange(len(audio_16k)), audio_16k)
+    with DubWriter(path, first.width, first.height, first.fps,
+                   iter([np.stack([up, up]).astype(np.float32)]), total, crf=20) as writer:
+        done = 0
+        for shot, count in zip(shots, counts, strict=True):
+            part = audio_16k[round(done / fps * 16_000):round((done + count) / fps * 16_000)]
+            tint = np.array(shot.tint, np.float32)
+            for frame in iter_talking_frames(shot.spec, part, count):
+                writer.write(np.clip(frame * tint, 0, 255).astype(np.uint8))
+            done += count
+    return path
+
+
 def write_talking_clip(path: Path, spec: ClipSpec, audio_16k: np.ndarray,
                        audio_48k_stereo: np.ndarray | None = None) -> Path:
     """An MP4 of the face speaking `audio_16k`, with that audio as its sound track."""

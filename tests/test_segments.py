@@ -1,0 +1,98 @@
+"""A film dubbed in segments equals the same film dubbed in one piece: a generated
+multi-shot clip (cuts, a shot longer than a segment, a shot with no face), cut into
+segments at shot boundaries and inside the long shot, each rendered by its own engine (as
+on another worker), joined by stream copy with the audio muxed once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lipdub.engines.warp.engine import WarpEngine
+from lipdub.media.probe import probe_video
+from lipdub.pipeline import analyse_video, dub
+from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
+from lipdub.samples.talking import ClipSpec, Shot, write_multishot_clip
+from lipdub.segments import dub_in_segments, plan_for, shot_boundaries
+from lipdub.sync import SyncMode
+from tests.media_helpers import inspect_output, read_frames
+
+SEGMENT_SECONDS = 2.5
+BASE = ClipSpec(width=480, height=270, face_height=110, face_centre=(0.5, 0.42))
+SHOTS = [Shot(BASE, 2.0),
+         Shot(ClipSpec(width=480, height=270, no_face=True), 1.5, tint=(0.8, 0.9, 1.1)),
+         Shot(ClipSpec(width=480, height=270, face_height=130, face_centre=(0.4, 0.45)), 6.0,
+              tint=(1.1, 1.0, 0.85)),  # longer than a segment: cut inside it
+         Shot(ClipSpec(width=480, height=270, face_height=100, face_centre=(0.6, 0.4)), 2.5,
+              tint=(0.9, 1.1, 0.9))]
+# Measured: joined segments against the one-piece dub, decoded frames, the worst frame
+# (two encodes of the same pictures from different starting points).
+MIN_PSNR_DB = 34.0
+FPS = 25
+STARTS = np.cumsum([0] + [round(s.seconds * FPS) for s in SHOTS])
+LONG_SHOT = range(int(STARTS[2]), int(STARTS[3]))  # frames of the 6 s shot
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+@pytest.fixture(scope="module")
+def film(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("film")
+    seconds = sum(s.seconds for s in SHOTS)
+    clip = write_multishot_clip(folder / "film.mp4", SHOTS,
+                                speech_like(SpeechSpec(seconds=seconds, seed=21)))
+    voice = folder / "dub.wav"
+    write_wav(str(voice), speech_like(SpeechSpec(seconds=seconds - 0.3, seed=22)))
+    return clip, voice
+
+
+def test_segments_follow_shots_and_cut_inside_only_a_long_shot(film) -> None:  # noqa: ANN001
+    clip, voice = film
+    engine = WarpEngine()
+    analysis = analyse_video(clip, engine)
+    engine.close()
+    info, plan, segments = plan_for(clip, voice, analysis, SyncMode.SILENCE, SEGMENT_SECONDS)
+    boundaries = set(shot_boundaries(analysis.track, plan).tolist())
+    assert len(boundaries) == len(SHOTS) - 1  # every cut found
+    limit = round(SEGMENT_SECONDS * float(info.fps))
+    assert segments[0].start == 0 and segments[-1].stop == plan.frame_count
+    assert all(a.stop == b.start for a, b in zip(segments, segments[1:], strict=False))
+    assert all(0 < len(s.frames) <= limit for s in segments)
+    assert boundaries == set(STARTS[1:-1].tolist())
+    inside = [s.start for s in segments[1:] if s.start not in boundaries]
+    assert inside and all(cut in LONG_SHOT for cut in inside)
+
+
+def test_a_film_in_segments_equals_the_film_in_one_piece(film, tmp_path: Path) -> None:  # noqa: ANN001
+    clip, voice = film
+    whole = tmp_path / "whole.mp4"
+    dub(clip, voice, whole, WarpEngine(), SyncMode.SILENCE)
+    joined = tmp_path / "joined.mp4"
+    segments = dub_in_segments(clip, voice, joined, WarpEngine, tmp_path, SyncMode.SILENCE,
+                               max_seconds=SEGMENT_SECONDS)
+    assert len(segments) >= 5
+    a, b = read_frames(whole), read_frames(joined)
+    assert len(a) == len(b) == probe_video(clip).frame_count  # none dropped or duplicated
+    scores = [psnr(x, y) for x, y in zip(a, b, strict=True)]
+    print(f"PSNR joined vs one piece: min {min(scores):.1f} dB, "
+          f"median {np.median(scores):.1f} dB over {len(scores)} frames")
+    assert min(scores) >= MIN_PSNR_DB
+    for cut in (s.start for s in segments[1:]):  # each join frame is its own, not a neighbour
+        assert psnr(b[cut], a[cut]) > max(psnr(b[cut], a[cut - 1]), psnr(b[cut], a[cut + 1]))
+    out, one = inspect_output(joined), inspect_output(whole)
+    assert out.frames == one.frames and out.fps == one.fps
+    assert abs(out.audio_seconds - out.video_seconds) <= 1 / out.fps  # in sync at the end
+    # Inside the long shot, the picture changes no more across a segment cut than between
+    # neighbouring frames elsewhere in that shot.
+    shot = range(LONG_SHOT.start + 1, LONG_SHOT.stop)
+    steps = {k: float(np.abs(b[k].astype(int) - b[k - 1].astype(int)).mean()) for k in shot}
+    cuts = [s.start for s in segments if s.start in shot]
+    elsewhere = [v for k, v in steps.items() if k not in cuts]
+    print(f"picture change at in-shot cuts {[round(steps[c], 2) for c in cuts]}, "
+          f"elsewhere max {max(elsewhere):.2f}")
+    assert all(steps[c] <= max(elsewhere) for c in cuts)
