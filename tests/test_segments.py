@@ -96,3 +96,44 @@ def test_a_film_in_segments_equals_the_film_in_one_piece(film, tmp_path: Path) -
     print(f"picture change at in-shot cuts {[round(steps[c], 2) for c in cuts]}, "
           f"elsewhere max {max(elsewhere):.2f}")
     assert all(steps[c] <= max(elsewhere) for c in cuts)
+
+
+def test_a_long_job_runs_in_segments_once_each_and_joins(tmp_path: Path, film,  # noqa: ANN001
+                                                         site) -> None:  # noqa: ANN001
+    """On the platform (embedded executor): the lip-sync stage is planned into parts, each
+    run once, then joined; the result is the whole film with its new audio."""
+    from sqlalchemy import select
+
+    from lipdub.config import Settings
+    from lipdub.db.models import Job, JobPart, JobState, PartState
+    from lipdub.jobs.context import JobContext
+    from lipdub.jobs.service import JobRequest, create_job
+    from tests.test_platform_api import embedded_database
+
+    clip, voice = film
+    url, tenant_id, _ = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", allow_http_urls=True,
+                        url_allow_hosts=["127.0.0.1"], segment_seconds=SEGMENT_SECONDS)
+    context = JobContext.from_settings(settings)
+    site.script["/film.mp4"] = [(200, {}, clip.read_bytes())]
+    site.script["/dub.wav"] = [(200, {}, voice.read_bytes())]
+    with context.sessions() as session:
+        job, _ = create_job(session, tenant_id, JobRequest(
+            f"{site.base}/film.mp4", f"{site.base}/dub.wav",
+            {"engine": "warp", "sync_mode": "silence"}))
+        job_id = job.id
+    assert context.run(job_id) is JobState.SUCCEEDED
+    with context.sessions() as session:
+        job = session.get(Job, job_id)
+        parts = list(session.scalars(select(JobPart).where(JobPart.job_id == job_id)
+                                     .order_by(JobPart.index)))
+        assert len(parts) >= 5 and job.timings["segments"] == len(parts)
+        assert all(p.state is PartState.DONE and p.runs == 1 for p in parts)
+        assert parts[0].spec["start"] == 0 and parts[-1].spec["stop"] == 300
+        assert job.progress == 100 and job.stage == "done"
+        out = tmp_path / "result.mp4"
+        context.store.get_file(job.result_key, out)
+        assert not any(context.store.exists(k) for k in job.work["owned"])  # segments gone
+    result = inspect_output(out)
+    assert result.frames == 300
+    assert abs(result.audio_seconds - result.video_seconds) <= 1 / result.fps

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     # Workers serve their Prometheus metrics (inference latency, batch sizes, errors) on
     # this port when set.
     worker_metrics_port: int | None = None
+    # Dubs longer than this run in segments of about this length (cut at shots) on any
+    # number of workers, then are joined.
+    segment_seconds: float = 60.0
     # Detect faces every N frames (and on every scene cut); track in between.
     detect_every: int = 5
     # Where identities (trained restorers) live; one folder per person, versioned.

@@ -29,6 +29,7 @@ from lipdub.jobs.notify import delivered
 RUN_JOB = "lipdub.run_job"
 NOTIFY = "lipdub.notify"
 STAGE_PREFIX = "lipdub.stage."
+PART_PREFIX = "lipdub.part."  # a part of a parted stage (a film's segment), routed as it
 MAINTAIN = "lipdub.maintain"
 
 settings = get_settings()
@@ -49,8 +50,9 @@ app.conf.update(
                               "health_check_interval": 10, "socket_keepalive": True,
                               "socket_connect_timeout": 5},
     # e.g. LIPDUB_STAGE_QUEUES='{"lip-sync": "gpu", "train": "gpu"}': GPU workers take those.
-    task_routes={f"{STAGE_PREFIX}{stage}": {"queue": queue}
-                 for stage, queue in settings.stage_queues.items()},
+    task_routes={f"{prefix}{stage}": {"queue": queue}
+                 for stage, queue in settings.stage_queues.items()
+                 for prefix in (STAGE_PREFIX, PART_PREFIX)},
     beat_schedule={"maintenance": {"task": MAINTAIN, "schedule": settings.sweep_interval_s}},
 )
 
@@ -109,6 +111,11 @@ def _advance(task: Task, job_id: str) -> str:
             return f"failed: {fault.code}"
         raise task.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
                          exc=fault) from fault
+    if outcome.parts is not None:  # a parted stage: its parts to any number of workers
+        for index in outcome.parts:
+            app.send_task(f"{PART_PREFIX}{outcome.next_stage}",
+                          args=[job_id, outcome.next_stage, index])
+        return f"parts: {len(outcome.parts)}"
     if outcome.state is JobState.RUNNING and outcome.next_stage is None:
         # Handed back (this worker is stopping): the same stage again, on another worker.
         app.send_task(RUN_JOB, args=[job_id])
@@ -138,8 +145,28 @@ def _stage_task(stage: str) -> None:
         return _advance(self, job_id)
 
 
+def _part_task(stage: str) -> None:
+    @app.task(name=f"{PART_PREFIX}{stage}", bind=True, **_RETRY)
+    def task(self: Task, job_id: str, stage_name: str, index: int) -> str:
+        """One part; the worker that finishes the last sends the stage on to join them."""
+        try:
+            outcome = _context().run_part(job_id, stage_name, index, notify=_send_notify,
+                                          should_stop=_stopping.is_set)
+        except TransientFault as fault:
+            attempt, policy = self.request.retries + 1, _context().retry
+            if policy.exhausted(attempt):
+                _context().give_up(job_id, fault, notify=_send_notify)
+                return f"failed: {fault.code}"
+            raise self.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
+                             exc=fault) from fault
+        if outcome.last:
+            app.send_task(f"{STAGE_PREFIX}{stage_name}", args=[job_id])
+        return "done" if outcome.done else "not run"
+
+
 for _stage in STAGES:
     _stage_task(_stage)
+    _part_task(_stage)
 
 
 @app.task(name=NOTIFY, **_RETRY)

@@ -160,6 +160,34 @@ class JobEvent(Base):
     job: Mapped[Job] = relationship(back_populates="events")
 
 
+class PartState(enum.StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+
+
+class JobPart(Base):
+    """One part of a stage that runs in parts on any number of workers (a film's lip-sync
+    stage, segment by segment): what it covers, who holds it until when, how often it was
+    started (a finished part is never started again), and what it produced."""
+
+    __tablename__ = "job_parts"
+    __table_args__ = (UniqueConstraint("job_id", "stage", "index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(32))
+    index: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict] = mapped_column(JSON)  # e.g. the segment's frame range
+    state: Mapped[PartState] = mapped_column(Enum(PartState, native_enum=False, length=16),
+                                             default=PartState.PENDING)
+    lease_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str | None] = mapped_column(String(128))  # host:pid of the last run
+    frames_done: Mapped[int] = mapped_column(Integer, default=0)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class Identity(Base):
     __tablename__ = "identities"
     __table_args__ = (UniqueConstraint("tenant_id", "name"),)

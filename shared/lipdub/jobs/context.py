@@ -21,6 +21,7 @@ from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import deliver, due_deliveries, progress_message_for, webhook_secret
+from lipdub.jobs.part_runner import PartOutcome, run_part
 from lipdub.jobs.runner import Stage, StageOutcome, finish_job, run_stage
 from lipdub.jobs.service import stale_jobs, transition
 from lipdub.jobs.workfiles import collect_garbage, discard_work, prune_local_copies
@@ -98,6 +99,14 @@ class JobContext:
                          on_finish=self._on_finish, on_stage_done=self.notify_progress,
                          should_stop=should_stop)
 
+    def run_part(self, job_id: str, stage: str, index: int,
+                 notify: Callable[[Session, Job], object] | None = None,
+                 should_stop: Callable[[], bool] | None = None) -> PartOutcome:
+        """One part of a parted stage (a film's segment), here and now."""
+        return run_part(job_id, stage, index, self.sessions, self.store, self.plans(),
+                        self.inputs, self.fetch_url, self.settings.job_lease_s,
+                        self._on_finish, notify or self.notify, should_stop)
+
     def _on_finish(self, job: Job) -> None:
         if job.state is not JobState.SUCCEEDED:
             discard_work(self.store, job)
@@ -168,5 +177,13 @@ class JobContext:
         the job released, once `should_stop()` is true."""
         outcome = self.run_stage(job_id, should_stop=should_stop)
         while outcome.next_stage is not None and not (should_stop and should_stop()):
+            if outcome.parts is not None:  # a parted stage: its parts, one after another
+                if not outcome.parts:
+                    break  # held by a worker gone with a previous process: the sweep resumes
+                for index in outcome.parts:
+                    if should_stop and should_stop():
+                        return outcome.state
+                    self.run_part(job_id, outcome.next_stage, index,
+                                  should_stop=should_stop)
             outcome = self.run_stage(job_id, should_stop=should_stop)
         return outcome.state

@@ -28,11 +28,12 @@ from lipdub.faces.select import FaceSelector
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
 from lipdub.jobs.inputs import InputKind, input_kind
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
-from lipdub.jobs.workfiles import local_copies
+from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
-from lipdub.media.probe import probe_audio
-from lipdub.pipeline import analyse_video, dub, render_video
+from lipdub.media.probe import probe_audio, probe_video
+from lipdub.pipeline import Span, analyse_video, dub, render_video
 from lipdub.progress import ProgressSink
+from lipdub.segments import join_segments, plan_for
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode
 
@@ -66,6 +67,22 @@ def _timings(report) -> dict:  # noqa: ANN001 - DubReport
             "stages": {k: {"seconds": v.seconds, "frames": v.frames}
                        for k, v in report.stages.items()},
             "warnings": report.warnings}
+
+
+def _merged(parts: list[dict]) -> dict:
+    """The timings of a dub rendered in segments: frames and seconds summed (seconds are
+    worker-seconds: segments run side by side)."""
+    merged: dict = {"seconds_total": 0.0, "output_frames": 0, "face_frames": 0,
+                    "passthrough_frames": 0, "stages": {}, "warnings": []}
+    for part in parts:
+        for key in ("seconds_total", "output_frames", "face_frames", "passthrough_frames"):
+            merged[key] += part[key]
+        for stage, timing in part["stages"].items():
+            total = merged["stages"].setdefault(stage, {"seconds": 0.0, "frames": 0})
+            total["seconds"] += timing["seconds"]
+            total["frames"] += timing["frames"]
+        merged["warnings"] += [w for w in part["warnings"] if w not in merged["warnings"]]
+    return merged
 
 
 def _stage_input(ctx: WorkContext, uri: str, name: str) -> str:
@@ -126,7 +143,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             on_step=training_progress(ctx, settings.restore_steps, 1))
         ctx.work["restorer"] = ctx.keep(trained.path / "restorer.pt", "restorer.pt")
 
-    def lip_sync(ctx: WorkContext) -> None:
+    def render(ctx: WorkContext, output: Path, span: Span | None = None):  # noqa: ANN202
         options = ctx.job.options
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
@@ -135,12 +152,50 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             restorer = restorer_from(ctx, ctx.work["restorer"], settings)
         elif options.get("identity"):
             restorer = load_restorer(ctx, options["identity"], settings)
-        output = ctx.folder / "render.mp4"
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
-            report = render_video(video, audio, output, engine, analysis, _sync(options),
-                                  ctx.progress, restorer)
-        ctx.work["render"], ctx.work["timings"] = ctx.keep(output, output.name), \
-            _timings(report)
+            return render_video(video, audio, output, engine, analysis, _sync(options),
+                                ctx.progress, restorer, span)
+
+    def segments(ctx: WorkContext) -> list[dict] | None:
+        """A film longer than a segment runs in segments on any number of workers; each
+        writes its picture under a key the job owns from now on (removed whatever
+        happens)."""
+        video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
+        analysis = load_analysis(ctx.local(ctx.work["analysis"]))
+        _, _, planned = plan_for(video, audio, analysis, _sync(ctx.job.options),
+                                 settings.segment_seconds)
+        if len(planned) < 2:
+            return None  # short: rendered whole, with no segmenting overhead
+        owned = ctx.work.setdefault("owned", [])
+        specs = []
+        for segment in planned:
+            key = work_key(ctx.job, f"segment-{segment.index:05d}.mp4")
+            owned += [key] if key not in owned else []
+            specs.append({"start": segment.start, "stop": segment.stop,
+                          "frames": len(segment.frames), "key": key})
+        return specs
+
+    def segment(ctx: WorkContext, spec: dict) -> dict:
+        output = ctx.folder / "segment.mp4"
+        report = render(ctx, output, Span(range(spec["start"], spec["stop"])))
+        ctx.store.put_file(spec["key"], output)
+        return {"key": spec["key"], "stop": spec["stop"], "timings": _timings(report)}
+
+    def lip_sync(ctx: WorkContext) -> None:
+        output = ctx.folder / "render.mp4"
+        if ctx.parts is None:
+            timings = _timings(render(ctx, output))
+        else:  # every segment done: join them, the new audio muxed once
+            started = time.perf_counter()
+            parts = [ctx.local(part["key"]) for part in ctx.parts]
+            fps = probe_video(ctx.local(ctx.work["video"])).fps
+            join_segments(parts, ctx.local(ctx.work["audio"]), ctx.parts[-1]["stop"], fps,
+                          output)
+            timings = _merged([part["timings"] for part in ctx.parts])
+            timings["stages"]["join"] = {"seconds": time.perf_counter() - started,
+                                         "frames": ctx.parts[-1]["stop"]}
+            timings["segments"] = len(ctx.parts)
+        ctx.work["render"], ctx.work["timings"] = ctx.keep(output, output.name), timings
 
     def encode(ctx: WorkContext) -> None:
         options = ctx.job.options
@@ -173,6 +228,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             Stage("faces", faces, phases=(("faces", 30),)),
             Stage("identity", identity, applies=_restores_itself,
                   phases=(("crops", 5), ("train", 30))),
-            Stage("lip-sync", lip_sync, phases=(("lip-sync", 57),)),
+            Stage("lip-sync", lip_sync, phases=(("lip-sync", 57),), split=segments,
+                  part=segment),
             Stage("encode", encode, phases=(("encode", 6), ("upload", 1))),
             Stage("publish", publish)]

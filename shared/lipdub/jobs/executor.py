@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from lipdub.db.models import Job, JobState
+from lipdub.db.models import Job, JobPart, JobState, PartState
 from lipdub.jobs.faults import RetryPolicy, TransientFault
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,11 @@ class InProcessExecutor:
         # Jobs left queued or running by a previous process are picked up again; in embedded
         # mode this process is the only worker, so leases held by a dead one are void.
         with self._sessions() as session:
+            void = datetime(1970, 1, 1, tzinfo=UTC)
             session.execute(update(Job).where(Job.state == JobState.RUNNING)
-                            .values(lease_until=datetime(1970, 1, 1, tzinfo=UTC)))
+                            .values(lease_until=void))
+            session.execute(update(JobPart).where(JobPart.state == PartState.RUNNING)
+                            .values(lease_until=void))
             session.commit()
             pending = list(session.scalars(select(Job.id).where(
                 Job.state.in_([JobState.QUEUED, JobState.RUNNING])).order_by(Job.created_at)))

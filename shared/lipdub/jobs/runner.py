@@ -23,6 +23,7 @@ from lipdub.db.models import Job, JobState, new_id, utcnow
 from lipdub.errors import LipDubError
 from lipdub.jobs.faults import TransientFault, fault_code
 from lipdub.jobs.inputs import InputAccess
+from lipdub.jobs.parts import parts_state, plan_parts
 from lipdub.jobs.service import claim, hand_off, record_event, renew_lease, transition
 from lipdub.jobs.workfiles import local_copy, store_owned
 from lipdub.scratch import scratch_dir
@@ -122,6 +123,7 @@ class WorkContext:
     inputs: InputAccess
     fetch_url: Callable[[str, Path], None] | None
     work: dict = field(default_factory=dict)
+    parts: list[dict] | None = None  # a parted stage's part results, when it joins them
 
     def fetch(self, uri: str, name: str) -> Path:
         return self.inputs.fetch(uri, self.job.tenant_id, self.session, self.store,
@@ -153,12 +155,20 @@ class Stage:
     work: Callable[[WorkContext], WorkResult | None]
     applies: Callable[[Job], bool] = lambda _job: True  # some stages run only for some jobs
     phases: tuple[tuple[str, float], ...] = ()
+    # A stage that may run in parts on many workers: `split` plans them (None: the stage
+    # runs whole, as usual), `part` runs one (any worker, any order) and returns what it
+    # produced; when all are done, `work` runs with ctx.parts (their results) to join them.
+    split: Callable[[WorkContext], list[dict] | None] | None = None
+    part: Callable[[WorkContext, dict], dict] | None = None
 
 
 @dataclass(frozen=True)
 class StageOutcome:
     state: JobState | None  # None: another worker holds the job
     next_stage: str | None  # what to run next; None once the job is finished
+    # A parted stage waiting on its parts: those to dispatch now (empty: all are held by
+    # live workers; the last to finish sends the stage on). None for any other outcome.
+    parts: tuple[int, ...] | None = None
 
 
 def run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
@@ -239,10 +249,17 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             job.stage, job.phase = stage.name, None
             progress = DbProgress(session, job, lease_s, progress_spans(applicable),
                                   should_stop=should_stop)
+            dispatch = None
             with scratch_dir("job") as tmp, LeaseKeeper(sessions, job.id, lease_s):
                 ctx = WorkContext(session, job, store, Path(tmp), progress, inputs, fetch_url,
                                   work)
-                result = stage.work(ctx)
+                if stage.split is not None:
+                    dispatch = _parts_first(session, job, stage, ctx)
+                result = stage.work(ctx) if dispatch is None else None
+            if dispatch is not None:
+                job.lease_until = None  # nobody holds the job while its parts run
+                session.commit()
+                return dispatch
             ctx.work["done"] = [*done, stage.name]
             job.work = ctx.work
             flag_modified(job, "work")  # JSON: changes inside are not tracked by themselves
@@ -260,35 +277,61 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
             raise
         except JobCanceledError:
             transition(session, job, JobState.CANCELED, "canceled while running")
-        except LipDubError as error:
-            if fault_code(error) is not None:  # the store unavailable: not the job's fault
-                session.rollback()
-                raise
-            message = public_message(str(error), job.tenant_id)
-            job.error_code, job.error_message = error.code, message
-            transition(session, job, JobState.FAILED, message)
         except Exception as error:
             if fault_code(error) is not None:
                 session.rollback()
-                raise  # not the job's failure: retried
-            if should_stop is not None and should_stop():
+                raise  # not the job's failure (the store unavailable...): retried
+            if should_stop is not None and should_stop() and not isinstance(error,
+                                                                             LipDubError):
                 # Its worker is being stopped, which can break a stage mid-call: hand the
                 # stage back to run again elsewhere rather than fail the job for it.
                 session.rollback()
                 raise StageHandedBack(job.id) from error
-            reference = new_id()[:12]
-            log.exception("job %s failed (reference %s)", job.id, reference)
-            job.error_code = "internal_error"
-            job.error_message = (f"An internal error stopped the job (reference {reference}). "
-                                 "Resubmit it; if it fails again, give the operator the "
-                                 "reference.")
-            transition(session, job, JobState.FAILED, "internal error")
+            fail(session, job, error)
         if ctx is not None and job.state is not JobState.SUCCEEDED:
             # What the failed stage stored is the job's too, so it is cleaned up with it.
             job.work = {**(job.work or {}), "owned": ctx.work.get("owned", [])}
             session.commit()
         finish_job(session, job, on_finish, notify)
         return StageOutcome(job.state, None)
+
+
+def _parts_first(session: Session, job: Job, stage: Stage,
+                 ctx: WorkContext) -> StageOutcome | None:
+    """For a stage that may run in parts: the parts to dispatch (planning them the first
+    time), or None when the stage runs now: whole (`split` said so), or to join its parts,
+    all done (ctx.parts holds their results)."""
+    assert stage.split is not None
+    state = parts_state(session, job.id, stage.name)
+    if state is None:
+        specs = stage.split(ctx)
+        if specs is None:
+            return None
+        plan_parts(session, job, stage.name, specs)
+        job.work = ctx.work  # what split recorded (the parts' keys, owned by the job)
+        flag_modified(job, "work")
+        record_event(job, f"{stage.name}: {len(specs)} parts")
+        return StageOutcome(JobState.RUNNING, stage.name, tuple(range(len(specs))))
+    if state.results is not None:
+        ctx.parts = state.results
+        return None
+    return StageOutcome(JobState.RUNNING, stage.name, tuple(state.runnable))
+
+
+def fail(session: Session, job: Job, error: BaseException) -> None:
+    """End the job as failed: a LipDubError with its own code and message (fit for the
+    job's owner), anything else as an internal error with a reference for the operator."""
+    if isinstance(error, LipDubError):
+        message = public_message(str(error), job.tenant_id)
+        job.error_code, job.error_message = error.code, message
+        transition(session, job, JobState.FAILED, message)
+        return
+    reference = new_id()[:12]
+    log.error("job %s failed (reference %s)", job.id, reference, exc_info=error)
+    job.error_code = "internal_error"
+    job.error_message = (f"An internal error stopped the job (reference {reference}). "
+                         "Resubmit it; if it fails again, give the operator the reference.")
+    transition(session, job, JobState.FAILED, "internal error")
 
 
 def finish_job(session: Session, job: Job, on_finish: Callable[[Job], None] | None,
@@ -316,8 +359,11 @@ class LeaseKeeper:
     its stage runs: a long step that writes no progress (an encode, an upload) must not
     let the lease run out and the job be claimed by a second worker."""
 
-    def __init__(self, sessions: sessionmaker[Session], job_id: str, lease_s: float) -> None:
+    def __init__(self, sessions: sessionmaker[Session], job_id: str, lease_s: float,
+                 renew: Callable[[Session], object] | None = None) -> None:
+        """`renew(session)`: what to renew (default: the job's lease)."""
         self.sessions, self.job_id, self.lease_s = sessions, job_id, lease_s
+        self._renew = renew or self._renew_job
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"lease-{job_id}",
                                         daemon=True)
@@ -334,10 +380,11 @@ class LeaseKeeper:
         while not self._stop.wait(self.lease_s / 3):
             try:
                 with self.sessions() as session:
-                    session.execute(
-                        update(Job).where(Job.id == self.job_id,
-                                          Job.state == JobState.RUNNING)
-                        .values(lease_until=utcnow() + timedelta(seconds=self.lease_s)))
+                    self._renew(session)
                     session.commit()
             except Exception as exc:  # noqa: BLE001 - the next beat tries again
                 log.warning("job %s: lease not renewed: %s", self.job_id, exc)
+
+    def _renew_job(self, session: Session) -> None:
+        session.execute(update(Job).where(Job.id == self.job_id, Job.state == JobState.RUNNING)
+                        .values(lease_until=utcnow() + timedelta(seconds=self.lease_s)))
