@@ -207,3 +207,82 @@ def test_sigterm_to_lipdub_serve_hands_the_job_back(tmp_path: Path, samples,
     process.wait(10)
     scenario.save()
     assert scenario.lost == 0 and scenario.duplicates == 0, scenario
+
+
+def test_a_film_in_segments_on_two_workers_survives_one_killed(tmp_path: Path) -> None:
+    """A segmented job shared by two worker processes; one is SIGKILLed while it renders a
+    segment. Only that segment runs again (the job's segment records say so), the result is
+    complete, and exactly one terminal webhook is sent."""
+    from sqlalchemy import select
+
+    from lipdub.db.models import JobPart, PartState
+    from lipdub.db.session import session_factory
+    from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
+    from lipdub.samples.talking import Shot, write_multishot_clip
+    from tests.media_helpers import inspect_output
+
+    scenario = Scenario("worker SIGKILL mid-segment (2 workers)")
+    broker = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis.Redis.from_url(broker).flushdb()
+    url, _, key = embedded_database(tmp_path)
+    common = {"database_url": url, "storage_dir": str(tmp_path / "store"),
+              "broker_url": broker, "executor": "celery", "broker_visibility_timeout_s": 2,
+              "job_lease_s": 2, "webhook_secret": SECRET, "segment_seconds": 1.2,
+              "sweep_interval_s": 1, "requeue_after_s": 3, "allow_http_urls": True}
+    workers = Workers({**{f"LIPDUB_{k.upper()}": str(v) for k, v in common.items()},
+                       "LIPDUB_URL_ALLOW_HOSTS": '["127.0.0.1"]'}, tmp_path / "tmp", beat=True)
+    receiver = _Receiver(SECRET)
+    clip = write_multishot_clip(tmp_path / "film.mp4", [
+        Shot(CLIP, 3.0), Shot(CLIP, 3.0, tint=(1.1, 0.9, 0.9))],
+        speech_like(SpeechSpec(seconds=6.0, seed=31)))
+    voice = tmp_path / "voice.wav"
+    write_wav(str(voice), speech_like(SpeechSpec(seconds=6.0, seed=32)))
+    sessions = session_factory(url)
+
+    def parts() -> list[JobPart]:
+        with sessions() as session:
+            return list(session.scalars(select(JobPart).order_by(JobPart.index)))
+
+    try:
+        with TestClient(create_app(Settings(**common, url_allow_hosts=["127.0.0.1"]))) as client:
+            auth = {"Authorization": f"Bearer {key}"}
+            video, audio = _upload(client, auth, clip), _upload(client, auth, voice)
+            first, second = workers.start(), workers.start()
+            job_id = scenario.count(client.post("/v1/jobs", headers=auth, json={
+                "video": video, "audio": audio,
+                "options": {"engine": "warp", "sync_mode": "silence"},
+                "webhook_url": receiver.url})).json()["id"]
+            # Wait for a segment in flight on either worker with another done, then kill
+            # the worker that holds it.
+            wait_until(lambda: any(p.state is PartState.DONE for p in parts()) and any(
+                p.state is PartState.RUNNING and p.frames_done > 0 for p in parts()), 180,
+                "segments under way", every=0.02)
+            victim = next(p for p in parts() if p.state is PartState.RUNNING)
+            killed = first if victim.worker.endswith(f":{first.pid}") else second
+            workers.signal(killed, signal.SIGKILL, scenario)
+            killed.wait(10)
+            scenario.runs += 1
+            workers.start()
+            wait_until(lambda: finished(url, job_id), 240, "the job to finish", 0.2)
+            wait_until(lambda: len(receiver.received) >= 1, 30, "the webhook")
+            time.sleep(1)  # a duplicate would arrive now
+            check_jobs(scenario, url, [job_id], receiver.received)
+            done = parts()
+            runs = {p.index: p.runs for p in done}
+            scenario.notes.append(f"{len(done)} segments; runs {runs}; killed in segment "
+                                  f"{victim.index}; {len({p.worker for p in done})} workers")
+            assert all(p.state is PartState.DONE for p in done)
+            assert runs[victim.index] == 2  # the killed one ran again...
+            assert all(n == 1 for i, n in runs.items() if i != victim.index)  # ...only it
+            job = job_row(url, job_id)
+            out = tmp_path / "result.mp4"
+            from lipdub.storage import LocalStore
+
+            LocalStore(tmp_path / "store").get_file(job.result_key, out)
+            assert inspect_output(out).frames == 150
+    finally:
+        workers.stop_all(scenario)
+        receiver.server.shutdown()
+        scenario.save()
+        redis.Redis.from_url(broker).flushdb()
+    assert scenario.lost == 0 and scenario.duplicates == 0, scenario
