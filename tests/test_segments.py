@@ -131,6 +131,17 @@ def test_a_long_job_runs_in_segments_once_each_and_joins(tmp_path: Path, film,  
         assert all(p.state is PartState.DONE and p.runs == 1 for p in parts)
         assert parts[0].spec["start"] == 0 and parts[-1].spec["stop"] == 300
         assert job.progress == 100 and job.stage == "done"
+        from lipdub_gateway.schemas import JobOut
+
+        assert JobOut.of(job).eta_seconds is None  # over
+        job.state, job.progress = JobState.RUNNING, 25  # as it was a quarter of the way
+        from lipdub.db.models import utcnow
+
+        started = next(e.at for e in job.events if e.state is JobState.RUNNING)
+        elapsed = (utcnow() - started).total_seconds()
+        eta = JobOut.of(job).eta_seconds
+        assert eta is not None and abs(eta - 3 * elapsed) < 3  # 75 % left at 25 % so far
+        session.rollback()
         out = tmp_path / "result.mp4"
         context.store.get_file(job.result_key, out)
         assert not any(context.store.exists(k) for k in job.work["owned"])  # segments gone

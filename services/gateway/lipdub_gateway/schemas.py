@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from lipdub.db.models import Identity, Job, JobState
+from lipdub.db.models import Identity, Job, JobState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.media.finish import CONTAINERS
 from lipdub.sync import SyncMode
@@ -98,6 +98,8 @@ class JobOut(BaseModel):
                                                 "(fetch, crops, train, upload, ...)")
     stages_done: list[str] = Field(description="The job's stages finished so far")
     progress: int
+    eta_seconds: float | None = Field(None, description="Estimated seconds to finish, from "
+                                                        "the progress rate so far")
     options: dict
     metadata: dict
     error_code: str | None
@@ -110,13 +112,23 @@ class JobOut(BaseModel):
     @classmethod
     def of(cls, job: Job) -> JobOut:
         return cls(id=job.id, kind=job.kind, state=job.state, stage=job.stage,
-                   phase=job.phase, progress=job.progress,
+                   phase=job.phase, progress=job.progress, eta_seconds=_eta(job),
                    stages_done=(job.work or {}).get("done", []),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,
                    events=[JobEventOut(state=e.state, stage=e.stage, message=e.message, at=e.at)
                            for e in job.events])
+
+
+def _eta(job: Job) -> float | None:
+    """Time left at the rate the job has progressed since it started (None before there
+    is a rate, or once it has ended)."""
+    started = next((e.at for e in job.events if e.state is JobState.RUNNING), None)
+    if job.state is not JobState.RUNNING or started is None or not 0 < job.progress < 100:
+        return None
+    elapsed = (utcnow() - started).total_seconds()
+    return round(elapsed * (100 - job.progress) / job.progress, 1)
 
 
 class JobPage(BaseModel):
