@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     stage_queues: dict[str, str] = {}
     max_upload_bytes: int = 8 * 1024**3
     max_jobs_in_flight: int = 20  # per tenant; more gets 429
+    # Fair share: a tenant's batch items in the workers' queue at once (the rest wait, so
+    # other tenants' jobs are not queued behind a large batch).
+    batch_slots_per_tenant: int = 2
     # Per job: longer or larger footage fails at once with media_limit_exceeded.
     max_input_seconds: float = 4 * 3600.0
     max_input_width: int = 4096

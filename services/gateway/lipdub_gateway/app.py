@@ -11,10 +11,11 @@ from fastapi import FastAPI
 
 from lipdub.config import Settings, get_settings
 from lipdub.db.session import upgrade
+from lipdub.jobs.manifest import MAX_MANIFEST_BYTES
 from lipdub_gateway.body_limit import BodyLimit
 from lipdub_gateway.errors import install_error_handlers
 from lipdub_gateway.metrics import RequestTimer
-from lipdub_gateway.routes import health, identities, jobs, uploads
+from lipdub_gateway.routes import batches, health, identities, jobs, uploads
 from lipdub_gateway.routes.uploads import FORM_OVERHEAD_BYTES
 from lipdub_gateway.state import Gateway
 
@@ -44,10 +45,12 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
             return None
         if scope["path"] == "/v1/uploads":  # the file plus the form's own framing
             return settings.max_upload_bytes + FORM_OVERHEAD_BYTES
+        if scope["path"] == "/v1/batches":  # a manifest: a little over its own limit, so
+            return MAX_MANIFEST_BYTES + 1024  # that one just over it gets the specific 422
         return JSON_BODY_LIMIT_BYTES
 
     app.add_middleware(RequestTimer, histogram=state.latency)
     app.add_middleware(BodyLimit, limit_for=body_limit)
-    for module in (health, jobs, uploads, identities):
+    for module in (health, jobs, uploads, identities, batches):
         app.include_router(module.router)
     return app

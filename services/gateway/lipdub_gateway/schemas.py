@@ -9,8 +9,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from lipdub.db.models import Identity, Job, JobState, utcnow
+from lipdub.db.models import Batch, Identity, Job, JobState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
+from lipdub.jobs.batches import counts
 from lipdub.media.finish import CONTAINERS
 from lipdub.sync import SyncMode
 
@@ -196,3 +197,63 @@ class IdentityOut(BaseModel):
                    config=info.get("config", {}), evaluation=info.get("evaluation", {}),
                    search=info.get("search", []), created_at=identity.created_at,
                    updated_at=identity.updated_at)
+
+
+OutputName = Annotated[str, Field(min_length=1, max_length=128,
+                                  pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$",
+                                  description="The item's result name, unique in the batch")]
+
+
+class BatchLine(BaseModel):
+    """One line of a batch manifest: a dub."""
+
+    model_config = {"extra": "forbid"}  # a misspelt field is an error, not ignored
+    video: InputUri
+    audio: InputUri
+    options: JobOptions = JobOptions()
+    identity: str | None = Field(None, max_length=64,
+                                 description="Shorthand for options.identity")
+    output_name: OutputName | None = None
+    metadata: Metadata = Field(default_factory=dict)
+
+
+class BatchItemOut(BaseModel):
+    line: int
+    output_name: str | None
+    job_id: str
+    state: JobState
+    progress: int
+    error_code: str | None
+    result_url: str | None = Field(description="GET it for the result, once succeeded")
+
+
+class BatchOut(BaseModel):
+    id: str
+    total: int
+    counts: dict[str, int] = Field(description="Items by state")
+    progress: int = Field(description="The items' mean progress")
+    eta_seconds: float | None
+    completed_at: datetime | None
+    created_at: datetime
+    items: list[BatchItemOut]
+
+    @classmethod
+    def of(cls, batch: Batch, jobs: list[Job]) -> BatchOut:
+        progress = round(sum(j.progress for j in jobs) / len(jobs)) if jobs else 0
+        elapsed = (utcnow() - batch.created_at).total_seconds()
+        eta = (round(elapsed * (100 - progress) / progress, 1)
+               if 0 < progress < 100 and batch.completed_at is None else None)
+        return cls(id=batch.id, total=batch.total, counts=counts(jobs), progress=progress,
+                   eta_seconds=eta, completed_at=batch.completed_at,
+                   created_at=batch.created_at,
+                   items=[BatchItemOut(line=j.batch_line or 0, output_name=j.output_name,
+                                       job_id=j.id, state=j.state, progress=j.progress,
+                                       error_code=j.error_code,
+                                       result_url=f"/v1/jobs/{j.id}/result"
+                                       if j.state is JobState.SUCCEEDED else None)
+                          for j in jobs])
+
+
+class BatchPage(BaseModel):
+    batches: list[BatchOut]
+    next_cursor: str | None

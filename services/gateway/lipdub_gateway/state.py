@@ -51,13 +51,21 @@ class Gateway:
                                                    "socket_timeout": 5}
         executor = (InProcessExecutor(context.sessions, context.run, context.maintain,
                                       context.give_up, settings.sweep_interval_s,
-                                      context.retry)
+                                      context.retry, dispatch=context.dispatch)
                     if run_jobs and settings.executor == "inprocess" else None)
         return cls(settings, context, executor, queue,
                    TTLCache(maxsize=10_000, ttl=settings.auth_cache_s))
 
     def enqueue(self, job_id: str) -> None:
         self.submitted.inc()
+        self._send(job_id)
+
+    def dispatch(self) -> None:
+        """Batch items the tenants' fair share lets run now, to the workers."""
+        for job_id in self.context.dispatch():
+            self._send(job_id)
+
+    def _send(self, job_id: str) -> None:
         if self.executor is not None:
             self.executor.submit(job_id)
         elif self.queue is not None:

@@ -123,6 +123,9 @@ def _advance(task: Task, job_id: str) -> str:
     if outcome.next_stage is not None:
         app.send_task(f"{STAGE_PREFIX}{outcome.next_stage}", args=[job_id])
         return f"next: {outcome.next_stage}"
+    if outcome.state is not None and outcome.state.terminal:
+        for waiting in _context().dispatch():  # a batch item may take the freed slot
+            app.send_task(RUN_JOB, args=[waiting])
     return outcome.state.value if outcome.state is not None else "held elsewhere"
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     insert,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -100,6 +101,22 @@ class Upload(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class Batch(Base):
+    """Many dubs submitted as one manifest; each item is a job (Job.batch_id)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (UniqueConstraint("tenant_id", "idempotency_key"),)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    tenant_id: Mapped[str] = mapped_column(ForeignKey("tenants.id"), index=True)
+    total: Mapped[int] = mapped_column(Integer)
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    batch_metadata: Mapped[dict] = mapped_column("metadata", JSON, default=dict)
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    completed_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class Job(Base):
     __tablename__ = "jobs"
     # (tenant, state): the in-flight limit and state-filtered listings read exactly this.
@@ -115,6 +132,13 @@ class Job(Base):
     stage: Mapped[str | None] = mapped_column(String(32))  # a stage of the job's plan
     # The finer step within the running stage (fetch, crops, train, upload...).
     phase: Mapped[str | None] = mapped_column(String(32))
+    # A batch's item: its manifest line and result name. Batch items wait undispatched
+    # until the tenant's fair share of workers has room (lipdub.jobs.batches.dispatch).
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id", ondelete="CASCADE"),
+                                                 index=True)
+    batch_line: Mapped[int | None] = mapped_column(Integer)
+    output_name: Mapped[str | None] = mapped_column(String(128))
+    dispatched: Mapped[bool] = mapped_column(default=True, server_default=true())
     progress: Mapped[int] = mapped_column(Integer, default=0)
     video_uri: Mapped[str] = mapped_column(Text)
     audio_uri: Mapped[str] = mapped_column(Text)

@@ -14,13 +14,20 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.config import Settings
 from lipdub.db.models import Job, JobState
 from lipdub.db.session import session_factory
+from lipdub.jobs.batches import batch_jobs, complete_if_done, counts, dispatch
 from lipdub.jobs.dubbing import dub_stages
 from lipdub.jobs.faults import RetryPolicy, TransientFault
 from lipdub.jobs.fetch import UrlFetcher
 from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.limits import check_media_limits
-from lipdub.jobs.notify import deliver, due_deliveries, progress_message_for, webhook_secret
+from lipdub.jobs.notify import (
+    batch_message,
+    deliver,
+    due_deliveries,
+    progress_message_for,
+    webhook_secret,
+)
 from lipdub.jobs.part_runner import PartOutcome, run_part
 from lipdub.jobs.runner import Stage, StageOutcome, finish_job, run_stage
 from lipdub.jobs.service import stale_jobs, transition
@@ -107,7 +114,28 @@ class JobContext:
                         self.inputs, self.fetch_url, self.settings.job_lease_s,
                         self._on_finish, notify or self.notify, should_stop)
 
+    def dispatch(self) -> list[str]:
+        """Batch items that may go to the workers now (each tenant's fair share)."""
+        with self.sessions() as session:
+            return dispatch(session, self.settings.batch_slots_per_tenant)
+
+    def _batch_item_ended(self, job: Job) -> None:
+        """The last item of a batch ended: the batch is completed, and says so once."""
+        with self.sessions() as session:
+            batch = complete_if_done(session, job.batch_id)
+            if batch is None or not batch.webhook_url:
+                return
+            item = session.get(Job, job.id)
+            deliver(session, item, self.webhook_secret, self.http,
+                    check_target=self.check_target, message=batch_message(
+                        batch, counts(batch_jobs(session, batch))))
+
     def _on_finish(self, job: Job) -> None:
+        if job.batch_id is not None:
+            try:
+                self._batch_item_ended(job)
+            except Exception as exc:  # noqa: BLE001 - the item's own ending comes first
+                log.warning("batch %s: completion not recorded: %s", job.batch_id, exc)
         if job.state is not JobState.SUCCEEDED:
             discard_work(self.store, job)
 
@@ -163,7 +191,8 @@ class JobContext:
         chores = {"webhook retries": self.redeliver_due,
                   "garbage": lambda: collect_garbage(self.sessions, self.store),
                   "scratch": self.remove_leftovers,
-                  "stale jobs": lambda: stale.extend(self.requeue_stale())}
+                  "stale jobs": lambda: stale.extend(self.requeue_stale()),
+                  "batch dispatch": lambda: stale.extend(self.dispatch())}
         for name, chore in chores.items():
             try:
                 chore()

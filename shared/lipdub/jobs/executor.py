@@ -27,8 +27,12 @@ class InProcessExecutor:
                  maintain: Callable[[], list[str]] | None = None,
                  give_up: Callable[[str, TransientFault], object] | None = None,
                  maintenance_interval_s: float = 10.0,
-                 retry: RetryPolicy | None = None) -> None:
+                 retry: RetryPolicy | None = None,
+                 dispatch: Callable[[], list[str]] | None = None) -> None:
+        """`dispatch()`: jobs that may start now that one has ended (batch items waiting
+        for their tenant's fair share)."""
         self._sessions = sessions
+        self._dispatch = dispatch
         self._run, self._maintain, self._give_up = run, maintain, give_up
         self._interval = maintenance_interval_s
         self._retry = retry or RetryPolicy()
@@ -90,6 +94,16 @@ class InProcessExecutor:
                 self._retry_later(job_id, fault)
             except Exception:  # noqa: BLE001 - one job's failure must not stop the others
                 log.exception("job %s crashed", job_id)
+            self._dispatch_more()
+
+    def _dispatch_more(self) -> None:
+        if self._dispatch is None:
+            return
+        try:
+            for job_id in self._dispatch():
+                self.submit(job_id)
+        except Exception:  # noqa: BLE001 - the maintenance round dispatches them later
+            log.exception("dispatch failed")
 
     def _retry_later(self, job_id: str, fault: TransientFault) -> None:
         attempt = self._faults[job_id] = self._faults.get(job_id, 0) + 1

@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import Job, WebhookDelivery, utcnow
+from lipdub.db.models import Batch, Job, WebhookDelivery, utcnow
 from lipdub.errors import LipDubError
 from lipdub.webhooks import signed_headers
 
@@ -55,6 +55,14 @@ def progress_message_for(job: Job, stage_done: str) -> tuple[str, str, bytes]:
         "next_stage": job.stage, "progress": job.progress, "metadata": job.job_metadata}},
         sort_keys=True).encode()
     return f"msg_{job.id}_stage_{stage_done}", "job.progress", body
+
+
+def batch_message(batch: Batch, counts: dict[str, int]) -> tuple[str, str, bytes]:
+    """Every item of a batch ended (sent once, with the last item's ending)."""
+    body = json.dumps({"type": "batch.completed", "data": {
+        "id": batch.id, "total": batch.total, "counts": counts,
+        "metadata": batch.batch_metadata}}, sort_keys=True).encode()
+    return f"msg_{batch.id}_completed", "batch.completed", body
 
 
 def delivered(session: Session, job: Job) -> bool:

@@ -109,14 +109,15 @@ def _replay(existing: Job, fingerprint: str, key: str | None) -> tuple[Job, bool
 
 # Built once: constructing the statement costs more Python than running it.
 _IN_FLIGHT = select(func.count()).select_from(
-    select(Job.id).where(Job.tenant_id == bindparam("tenant_id"),
+    select(Job.id).where(Job.tenant_id == bindparam("tenant_id"), Job.dispatched.is_(True),
                          Job.state.in_([JobState.QUEUED, JobState.RUNNING]))
     .limit(bindparam("up_to")).subquery())
 
 
 def count_in_flight(session: Session, tenant_id: str, up_to: int) -> int:
     """Queued or running jobs of the tenant, counted up to `up_to` (the limit): the cost of
-    the check stays flat however many jobs a tenant has."""
+    the check stays flat however many jobs a tenant has. Batch items waiting for their
+    turn do not count: a batch is bounded by its own dispatching."""
     return session.scalar(_IN_FLIGHT, {"tenant_id": tenant_id, "up_to": up_to})
 
 
@@ -215,7 +216,8 @@ def stale_jobs(session: Session, queued_for_s: float) -> list[str]:
     """Jobs that may have lost their queue message: queued or handed off between stages for
     a while, or running with an expired lease (their worker died)."""
     now = utcnow()
-    waiting = (Job.state == JobState.QUEUED) | (
+    # (batch items not yet dispatched wait for their turn, not for a lost message)
+    waiting = ((Job.state == JobState.QUEUED) & Job.dispatched.is_(True)) | (
         (Job.state == JobState.RUNNING) & Job.lease_until.is_(None))
     return list(session.scalars(select(Job.id).where(
         (waiting & (Job.updated_at < now - timedelta(seconds=queued_for_s)))
