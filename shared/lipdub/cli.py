@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from lipdub.cli_admin import db_app, keys_app
+from lipdub.cli_batch import batch_app
 from lipdub.cli_models import models_app
 from lipdub.config import get_settings
 from lipdub.errors import LipDubError
@@ -302,6 +303,7 @@ def identity_delete(name: Annotated[str, typer.Argument()]) -> None:
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
+app.add_typer(batch_app, name="batch")
 
 
 @app.command()
