@@ -97,6 +97,17 @@ def _send_notify(_session: object, job: Job) -> None:
     app.send_task(NOTIFY, args=[job.id])
 
 
+def _retry_or_give_up(task: Task, job_id: str, fault: TransientFault) -> str:
+    """A passing fault: this task again with backoff; after the last try the job fails with
+    the fault's code."""
+    attempt, policy = task.request.retries + 1, _context().retry
+    if policy.exhausted(attempt):
+        _context().give_up(job_id, fault, notify=_send_notify)
+        return f"failed: {fault.code}"
+    raise task.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
+                     exc=fault) from fault
+
+
 def _advance(task: Task, job_id: str) -> str:
     """Run the job's next stage; enqueue the stage after it (as its own task, so another
     worker, or another queue, may take it). A passing fault retries this task with backoff;
@@ -105,12 +116,7 @@ def _advance(task: Task, job_id: str) -> str:
         outcome = _context().run_stage(job_id, notify=_send_notify,
                                        should_stop=_stopping.is_set)
     except TransientFault as fault:
-        attempt, policy = task.request.retries + 1, _context().retry
-        if policy.exhausted(attempt):
-            _context().give_up(job_id, fault, notify=_send_notify)
-            return f"failed: {fault.code}"
-        raise task.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
-                         exc=fault) from fault
+        return _retry_or_give_up(task, job_id, fault)
     if outcome.parts is not None:  # a parted stage: its parts to any number of workers
         for index in outcome.parts:
             app.send_task(f"{PART_PREFIX}{outcome.next_stage}",
@@ -156,12 +162,7 @@ def _part_task(stage: str) -> None:
             outcome = _context().run_part(job_id, stage_name, index, notify=_send_notify,
                                           should_stop=_stopping.is_set)
         except TransientFault as fault:
-            attempt, policy = self.request.retries + 1, _context().retry
-            if policy.exhausted(attempt):
-                _context().give_up(job_id, fault, notify=_send_notify)
-                return f"failed: {fault.code}"
-            raise self.retry(countdown=policy.delay_s(attempt), max_retries=policy.attempts,
-                             exc=fault) from fault
+            return _retry_or_give_up(self, job_id, fault)
         if outcome.last:
             app.send_task(f"{STAGE_PREFIX}{stage_name}", args=[job_id])
         return "done" if outcome.done else "not run"

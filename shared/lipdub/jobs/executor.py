@@ -55,10 +55,13 @@ class InProcessExecutor:
             session.execute(update(JobPart).where(JobPart.state == PartState.RUNNING)
                             .values(lease_until=void))
             session.commit()
+            # (batch items not yet dispatched wait for their turn: dispatch hands them out)
             pending = list(session.scalars(select(Job.id).where(
-                Job.state.in_([JobState.QUEUED, JobState.RUNNING])).order_by(Job.created_at)))
+                Job.state.in_([JobState.QUEUED, JobState.RUNNING]), Job.dispatched.is_(True))
+                .order_by(Job.created_at)))
         for job_id in pending:
             self.submit(job_id)
+        self._dispatch_more()
         for thread in self._threads:
             thread.start()
 
