@@ -5,6 +5,7 @@ table does not cover fails the test, so coverage cannot silently fall behind."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -60,13 +61,16 @@ def world(tmp_path: Path, s3: str) -> World:
     upload_id = upload.json()["id"]
     job = client.post("/v1/jobs", headers=a, json={"video": upload_id, "audio": upload_id})
     assert job.status_code == 201, job.text
+    batch = client.post("/v1/batches", headers={**a, **JSONL}, content=_manifest(upload_id))
+    assert batch.status_code == 201, batch.text
     direct = client.post("/v1/uploads/direct", headers=a,
                          json={"filename": "film.mov", "size_bytes": 10_000_000})
     assert direct.status_code == 201, direct.text
     key = next(o["Key"] for o in boto3.client("s3", endpoint_url=s3).list_objects_v2(
         Bucket="dubs")["Contents"] if upload_id in o["Key"])
     w = World(client, a, {"X-API-Key": key_b}, {"Authorization": f"Bearer {key_r}"},
-              {"job_id": job.json()["id"], "upload_id": direct.json()["id"], "name": "alice"},
+              {"job_id": job.json()["id"], "upload_id": direct.json()["id"], "name": "alice",
+               "batch_id": batch.json()["id"]},
               [upload_id, f"upload:{upload_id}", f"s3://dubs/{key}",
                f"s3://dubs/tenants/{tenant_a}/uploads/{upload_id}/../{upload_id}/reel.mp4",
                f"s3://dubs/tenants/{tenant_a}/nothing-here.mp4"])
@@ -80,6 +84,13 @@ def _jobs_body(video: str) -> dict:
     return {"video": video, "audio": video}
 
 
+JSONL = {"Content-Type": "application/jsonl"}
+
+
+def _manifest(video: str) -> bytes:
+    return json.dumps({"video": video, "audio": video}).encode()
+
+
 def _identity_body(video: str) -> dict:
     return {"name": "mine", "videos": [video]}
 
@@ -90,6 +101,7 @@ def _identity_body(video: str) -> dict:
 class Call:
     body: Callable[[str], dict] | None = None
     files: dict | None = None
+    manifest: Callable[[str], bytes] | None = None  # a batch manifest (JSON Lines)
     as_b: int | Callable[[World, object], None] = 404
 
 
@@ -122,6 +134,11 @@ OPERATIONS: dict[tuple[str, str], Call] = {
     ("get", "/v1/identities"): Call(as_b=_sees_none_of_a),
     ("get", "/v1/identities/{name}"): Call(),
     ("delete", "/v1/identities/{name}"): Call(),
+    ("post", "/v1/batches"): Call(manifest=_manifest, as_b=422),
+    ("get", "/v1/batches"): Call(as_b=lambda w, r: None if r.status_code == 200 and
+                                 w.ids["batch_id"] not in r.text else pytest.fail(r.text)),
+    ("get", "/v1/batches/{batch_id}"): Call(),
+    ("post", "/v1/batches/{batch_id}/cancel"): Call(),
 }
 
 
@@ -138,6 +155,9 @@ def _send(w: World, method: str, path: str, headers: dict, uri: str | None = Non
         kwargs["json"] = call.body(uri or w.a_objects[0])
     if call.files is not None:
         kwargs["files"] = call.files
+    if call.manifest is not None:
+        kwargs["content"] = call.manifest(uri or w.a_objects[0])
+        kwargs["headers"] = {**headers, **JSONL}
     return w.client.request(method.upper(), path.format(**w.ids), **kwargs)
 
 

@@ -279,7 +279,22 @@ def test_a_film_in_segments_on_two_workers_survives_one_killed(tmp_path: Path) -
             from lipdub.storage import LocalStore
 
             LocalStore(tmp_path / "store").get_file(job.result_key, out)
-            assert inspect_output(out).frames == 150
+            result = inspect_output(out)
+            assert result.frames == 150
+            assert abs(result.audio_seconds - result.video_seconds) <= 1 / result.fps
+            # The same film dubbed in one piece: the same frames, up to re-encoding.
+            from lipdub.engines.warp.engine import WarpEngine
+            from lipdub.pipeline import dub
+            from lipdub.sync import SyncMode
+            from tests.media_helpers import read_frames
+            from tests.test_segments import MIN_PSNR_DB, psnr
+
+            whole = tmp_path / "whole.mp4"
+            dub(clip, voice, whole, WarpEngine(), SyncMode.SILENCE)
+            scores = [psnr(a, b) for a, b in zip(read_frames(whole), read_frames(out),
+                                                  strict=True)]
+            scenario.notes.append(f"PSNR against the one-piece dub: min {min(scores):.1f} dB")
+            assert min(scores) >= MIN_PSNR_DB
     finally:
         workers.stop_all(scenario)
         receiver.server.shutdown()
