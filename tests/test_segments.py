@@ -134,6 +134,7 @@ def test_a_long_job_runs_in_segments_once_each_and_joins(tmp_path: Path, film,  
         from lipdub_gateway.schemas import JobOut
 
         assert JobOut.of(job).eta_seconds is None  # over
+        assert JobOut.of(job).segments == {"done": len(parts), "total": len(parts)}
         job.state, job.progress = JobState.RUNNING, 25  # as it was a quarter of the way
         from lipdub.db.models import utcnow
 

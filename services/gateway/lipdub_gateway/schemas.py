@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, Field, model_validator
 
-from lipdub.db.models import Batch, Identity, Job, JobState, utcnow
+from lipdub.db.models import Batch, Identity, Job, JobState, PartState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.jobs.batches import counts
 from lipdub.media.finish import CONTAINERS
@@ -101,6 +101,8 @@ class JobOut(BaseModel):
     progress: int
     eta_seconds: float | None = Field(None, description="Estimated seconds to finish, from "
                                                         "the progress rate so far")
+    segments: dict[str, int] | None = Field(None, description="A film rendered in segments "
+                                            "on many workers: how many are done, of all")
     options: dict
     metadata: dict
     error_code: str | None
@@ -114,6 +116,8 @@ class JobOut(BaseModel):
     def of(cls, job: Job) -> JobOut:
         return cls(id=job.id, kind=job.kind, state=job.state, stage=job.stage,
                    phase=job.phase, progress=job.progress, eta_seconds=_eta(job),
+                   segments={"done": sum(p.state is PartState.DONE for p in job.parts),
+                             "total": len(job.parts)} if job.parts else None,
                    stages_done=(job.work or {}).get("done", []),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},

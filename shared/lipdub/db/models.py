@@ -169,6 +169,8 @@ class Job(Base):
     events: Mapped[list[JobEvent]] = relationship(back_populates="job",
                                                   order_by="JobEvent.id",
                                                   cascade="all, delete-orphan")
+    # A parted stage's parts (a film's segments); read-only here (lipdub.jobs.parts).
+    parts: Mapped[list[JobPart]] = relationship(order_by="JobPart.index", viewonly=True)
 
 
 class JobEvent(Base):
