@@ -24,6 +24,7 @@ import numpy as np
 
 from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
 from lipdub.samples.talking import ClipSpec, Shot, write_multishot_clip
+from lipdub.segments import DEFAULT_SEGMENT_SECONDS
 
 TINTS = [(1.0, 1.0, 1.0), (1.1, 0.95, 0.9), (0.9, 1.0, 1.1), (1.05, 1.05, 0.9)]
 
@@ -59,7 +60,8 @@ print(len(segments), seconds, int(peak) / 1024)
 
 
 def bench_rss(lengths: list[float], height: int) -> None:
-    print(f"peak RSS of one process dubbing a {height}p film in 60 s segments (warp engine):")
+    print(f"peak RSS of one process dubbing a {height}p film in segments of "
+          f"{DEFAULT_SEGMENT_SECONDS:.0f} s (warp engine):")
     with tempfile.TemporaryDirectory(prefix="lipdub-film-") as tmp:
         for seconds in lengths:
             started = time.perf_counter()
@@ -90,7 +92,8 @@ def bench_workers(seconds: float, height: int, counts: list[int]) -> None:
     with tempfile.TemporaryDirectory(prefix="lipdub-film-") as tmp_name:
         tmp = Path(tmp_name)
         film, voice = make_film(tmp, seconds, height)
-        print(f"a {seconds / 60:.1f} min {height}p film as one job in 60 s segments:")
+        print(f"a {seconds / 60:.1f} min {height}p film as one job in "
+              f"{Settings().segment_seconds:.0f} s segments (LIPDUB_SEGMENT_SECONDS):")
         for workers in counts:
             redis.Redis.from_url(broker).flushdb()
             url = f"sqlite:///{tmp / f'db-{workers}.sqlite'}"
