@@ -192,3 +192,30 @@ def test_another_tenants_job_is_not_queued_behind_a_large_batch(tmp_path: Path,
                         for i in done["items"])
         # B's job started right after the batch item that was running, not after the batch.
         assert started(b_job) < starts[1], (started(b_job), starts)
+
+
+def test_batch_completed_is_retried_like_a_jobs_message(tmp_path: Path,
+                                                        samples) -> None:  # noqa: ANN001
+    receiver = _Receiver(SECRET, fail_first=1)  # the first message (batch.completed) fails
+    url, _, key = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=SECRET,
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"],
+                        sweep_interval_s=0.5)
+    auth = {"Authorization": f"Bearer {key}"}
+    with TestClient(create_app(settings)) as client:
+        clip = _upload(client, auth, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
+        voice = _upload(client, auth, samples.audio("batch-voice", 1.0, seed=4))
+        r = client.post(f"/v1/batches?webhook_url={receiver.url}", headers={**auth, **JSONL},
+                        content=_jsonl([{"video": clip, "audio": voice,
+                                         "options": {"engine": "warp"}}]))
+        batch = _wait_batch(client, auth, r.json()["id"])
+        deadline = time.time() + 30
+        while len(receiver.received) < 2 and time.time() < deadline:
+            time.sleep(0.2)
+        log = client.get(f"/v1/jobs/{batch['items'][0]['job_id']}/webhooks",
+                         headers=auth).json()
+    receiver.server.shutdown()
+    sent = [(d["event_type"], d["attempt"], d["status_code"]) for d in log]
+    assert ("batch.completed", 1, 500) in sent and ("batch.completed", 2, 204) in sent, sent
+    types = sorted(body["type"] for _, body in receiver.received)
+    assert types == ["batch.completed", "job.succeeded"]

@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from lipdub.config import Settings
-from lipdub.db.models import Job, JobState
+from lipdub.db.models import Batch, Job, JobState
 from lipdub.db.session import session_factory
 from lipdub.jobs.batches import batch_jobs, complete_if_done, counts, dispatch
 from lipdub.jobs.dubbing import dub_stages
@@ -22,6 +22,7 @@ from lipdub.jobs.identities import TRAIN_KIND, identity_training_stages
 from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.limits import check_media_limits
 from lipdub.jobs.notify import (
+    BATCH_COMPLETED,
     batch_message,
     deliver,
     due_deliveries,
@@ -125,10 +126,15 @@ class JobContext:
             batch = complete_if_done(session, job.batch_id)
             if batch is None or not batch.webhook_url:
                 return
-            item = session.get(Job, job.id)
-            deliver(session, item, self.webhook_secret, self.http,
-                    check_target=self.check_target, message=batch_message(
-                        batch, counts(batch_jobs(session, batch))))
+            self._send_batch_completed(session, session.get(Job, job.id))
+
+    def _send_batch_completed(self, session: Session, item: Job) -> None:
+        """batch.completed for the batch of `item` (its last item), retried like a job's
+        terminal message."""
+        batch = session.get(Batch, item.batch_id)
+        deliver(session, item, self.webhook_secret, self.http,
+                check_target=self.check_target, retry=True,
+                message=batch_message(batch, counts(batch_jobs(session, batch))))
 
     def _on_finish(self, job: Job) -> None:
         if job.batch_id is not None:
@@ -171,10 +177,13 @@ class JobContext:
     def redeliver_due(self) -> int:
         """Webhook messages whose retry is due: one more attempt each."""
         with self.sessions() as session:
-            jobs = due_deliveries(session)
-            for job in jobs:
-                self.notify(session, job)
-        return len(jobs)
+            due = due_deliveries(session)
+            for job, event_type in due:
+                if event_type == BATCH_COMPLETED:
+                    self._send_batch_completed(session, job)
+                else:
+                    self.notify(session, job)
+        return len(due)
 
     def remove_leftovers(self) -> None:
         """What killed processes on this machine left: scratch folders, half-written

@@ -57,12 +57,16 @@ def progress_message_for(job: Job, stage_done: str) -> tuple[str, str, bytes]:
     return f"msg_{job.id}_stage_{stage_done}", "job.progress", body
 
 
+BATCH_COMPLETED = "batch.completed"
+
+
 def batch_message(batch: Batch, counts: dict[str, int]) -> tuple[str, str, bytes]:
-    """Every item of a batch ended (sent once, with the last item's ending)."""
-    body = json.dumps({"type": "batch.completed", "data": {
+    """Every item of a batch ended (sent with the last item's ending; its id is fixed, so
+    a retried delivery can be de-duplicated)."""
+    body = json.dumps({"type": BATCH_COMPLETED, "data": {
         "id": batch.id, "total": batch.total, "counts": counts,
         "metadata": batch.batch_metadata}}, sort_keys=True).encode()
-    return f"msg_{batch.id}_completed", "batch.completed", body
+    return f"msg_{batch.id}_completed", BATCH_COMPLETED, body
 
 
 def delivered(session: Session, job: Job) -> bool:
@@ -75,13 +79,15 @@ def delivered(session: Session, job: Job) -> bool:
 
 def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
             check_target: Callable[[str], None] | None = None,
-            message: tuple[str, str, bytes] | None = None) -> WebhookDelivery:
+            message: tuple[str, str, bytes] | None = None,
+            retry: bool | None = None) -> WebhookDelivery:
     """One attempt; records it and when the next one is due (None once delivered or when the
     schedule is exhausted). `check_target(url)` vets the URL again at send time (its DNS
     may have changed since the job was accepted; the guarded client checks the address it
     connects to as well); a refused target is not retried.
     `message`: another message than the job's terminal one (progress: sent once, no
-    retries, since a later one supersedes it)."""
+    retries, since a later one supersedes it); `retry`: retried on failure (default: the
+    terminal message only)."""
     message_id, event_type, body = message or message_for(job)
     attempt = 1 + len(list(session.scalars(select(WebhookDelivery.id).where(
         WebhookDelivery.message_id == message_id))))
@@ -99,21 +105,23 @@ def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
         record.error, refused = str(exc), True
     except httpx.HTTPError as exc:
         record.error = f"{type(exc).__name__}: {exc}"
-    if not ok and not refused and message is None and attempt <= len(RETRY_SCHEDULE_S):
+    retried = message is None if retry is None else retry
+    if not ok and not refused and retried and attempt <= len(RETRY_SCHEDULE_S):
         record.next_attempt_at = utcnow() + timedelta(seconds=RETRY_SCHEDULE_S[attempt - 1])
     session.add(record)
     session.commit()
     return record
 
 
-def due_deliveries(session: Session) -> list[Job]:
-    """Jobs whose latest delivery attempt failed and is due for a retry now."""
+def due_deliveries(session: Session) -> list[tuple[Job, str]]:
+    """(job, event type) of every message whose latest attempt failed and is due for a
+    retry now: a job's terminal message, or the batch.completed its last item sent."""
     latest = select(WebhookDelivery).where(WebhookDelivery.next_attempt_at.is_not(None),
                                            WebhookDelivery.next_attempt_at <= utcnow())
-    jobs: dict[str, Job] = {}
+    due: dict[str, tuple[Job, str]] = {}
     for row in session.scalars(latest):
         newer = session.scalar(select(WebhookDelivery.id).where(
             WebhookDelivery.message_id == row.message_id, WebhookDelivery.id > row.id))
         if newer is None:
-            jobs[row.job_id] = session.get(Job, row.job_id)
-    return list(jobs.values())
+            due[row.message_id] = (session.get(Job, row.job_id), row.event_type)
+    return list(due.values())
