@@ -35,6 +35,20 @@ def _jsonl(items: list[dict]) -> bytes:
     return "\n".join(json.dumps(i) for i in items).encode()
 
 
+def _tiny_inputs(client: TestClient, auth: dict, samples) -> tuple[str, str]:  # noqa: ANN001
+    """A one-second clip and voice, uploaded as the caller's: (video id, audio id)."""
+    return (_upload(client, auth, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY)),
+            _upload(client, auth, samples.audio("batch-voice", 1.0, seed=4)))
+
+
+def _with_receiver(tmp_path: Path, **more: object) -> tuple[Settings, dict]:
+    """An embedded platform whose webhooks may go to a loopback receiver: (settings, auth)."""
+    url, _, key = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=SECRET,
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"], **more)
+    return settings, {"Authorization": f"Bearer {key}"}
+
+
 def _wait_batch(client: TestClient, auth: dict, batch_id: str, timeout: float = 180) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -63,8 +77,7 @@ def test_a_bad_manifest_lists_every_error_and_creates_nothing(database, tmp_path
     url, auth, _ = database
     settings = Settings(database_url=url, storage_dir=tmp_path / "store")
     with TestClient(create_app(settings, run_jobs=False)) as client:
-        clip = _upload(client, auth, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
-        voice = _upload(client, auth, samples.audio("batch-voice", 1.0, seed=4))
+        clip, voice = _tiny_inputs(client, auth, samples)
         good = {"video": clip, "audio": voice, "output_name": "ep1-fr"}
         lines = [json.dumps(good),                                        # 1: fine
                  json.dumps({"video": clip}),                             # 2: no audio
@@ -115,8 +128,7 @@ def test_batches_are_the_tenants_own(database, tmp_path: Path, samples) -> None:
     url, auth_a, auth_b = database
     settings = Settings(database_url=url, storage_dir=tmp_path / "store")
     with TestClient(create_app(settings, run_jobs=False)) as client:
-        clip = _upload(client, auth_a, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
-        voice = _upload(client, auth_a, samples.audio("batch-voice", 1.0, seed=4))
+        clip, voice = _tiny_inputs(client, auth_a, samples)
         batch = client.post("/v1/batches", headers={**auth_a, **JSONL}, content=_jsonl(
             [{"video": clip, "audio": voice}] * 3)).json()
         for method, path in [("get", f"/v1/batches/{batch['id']}"),
@@ -134,14 +146,9 @@ def test_batches_are_the_tenants_own(database, tmp_path: Path, samples) -> None:
 def test_a_batch_completes_with_every_webhook_and_one_batch_completed(
         tmp_path: Path, samples) -> None:  # noqa: ANN001
     receiver = _Receiver(SECRET)
-    url, _, key = embedded_database(tmp_path)
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=SECRET,
-                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"],
-                        batch_slots_per_tenant=2)
-    auth = {"Authorization": f"Bearer {key}"}
+    settings, auth = _with_receiver(tmp_path, batch_slots_per_tenant=2)
     with TestClient(create_app(settings)) as client:
-        clip = _upload(client, auth, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
-        voice = _upload(client, auth, samples.audio("batch-voice", 1.0, seed=4))
+        clip, voice = _tiny_inputs(client, auth, samples)
         items = [{"video": clip, "audio": voice, "output_name": f"item-{n:02d}",
                   "options": {"engine": "warp"}, "metadata": {"n": n}} for n in range(20)]
         r = client.post(f"/v1/batches?webhook_url={receiver.url}",
@@ -174,12 +181,10 @@ def test_another_tenants_job_is_not_queued_behind_a_large_batch(tmp_path: Path,
     auth_a, auth_b = {"Authorization": f"Bearer {key_a}"}, {"Authorization": f"Bearer {key_b}"}
     with TestClient(create_app(settings)) as client:
         spec = {"video": None, "audio": None, "options": {"engine": "warp"}}
-        clip_a = _upload(client, auth_a, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
-        voice_a = _upload(client, auth_a, samples.audio("batch-voice", 1.0, seed=4))
+        clip_a, voice_a = _tiny_inputs(client, auth_a, samples)
         batch = client.post("/v1/batches", headers={**auth_a, **JSONL}, content=_jsonl(
             [{**spec, "video": clip_a, "audio": voice_a}] * 6)).json()
-        clip_b = _upload(client, auth_b, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
-        voice_b = _upload(client, auth_b, samples.audio("batch-voice", 1.0, seed=4))
+        clip_b, voice_b = _tiny_inputs(client, auth_b, samples)
         single = client.post("/v1/jobs", headers=auth_b, json={
             **spec, "video": clip_b, "audio": voice_b}).json()["id"]
         done = _wait_batch(client, auth_a, batch["id"], timeout=300)
@@ -197,14 +202,9 @@ def test_another_tenants_job_is_not_queued_behind_a_large_batch(tmp_path: Path,
 def test_batch_completed_is_retried_like_a_jobs_message(tmp_path: Path,
                                                         samples) -> None:  # noqa: ANN001
     receiver = _Receiver(SECRET, fail_first=1)  # the first message (batch.completed) fails
-    url, _, key = embedded_database(tmp_path)
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=SECRET,
-                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"],
-                        sweep_interval_s=0.5)
-    auth = {"Authorization": f"Bearer {key}"}
+    settings, auth = _with_receiver(tmp_path, sweep_interval_s=0.5)
     with TestClient(create_app(settings)) as client:
-        clip = _upload(client, auth, samples.clip("batch-tiny", 1.0, seed=3, spec=TINY))
-        voice = _upload(client, auth, samples.audio("batch-voice", 1.0, seed=4))
+        clip, voice = _tiny_inputs(client, auth, samples)
         r = client.post(f"/v1/batches?webhook_url={receiver.url}", headers={**auth, **JSONL},
                         content=_jsonl([{"video": clip, "audio": voice,
                                          "options": {"engine": "warp"}}]))

@@ -51,3 +51,18 @@ class StageClock:
             timing = self.stages.setdefault(stage, StageTiming())
             timing.seconds += time.perf_counter() - started
             timing.frames += frames
+
+
+class Throttle:
+    """At most one write per `interval_s` (progress rows are written from hot loops),
+    unless forced."""
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s, self._last = interval_s, 0.0
+
+    def due(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not force and now - self._last < self.interval_s:
+            return False
+        self._last = now
+        return True

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -31,6 +30,7 @@ from lipdub.jobs.runner import (
     progress_spans,
 )
 from lipdub.jobs.service import transition
+from lipdub.progress import Throttle
 from lipdub.scratch import scratch_dir
 from lipdub.storage import ObjectStore
 
@@ -53,7 +53,7 @@ class PartProgress:
                  min_interval_s: float = 1.0) -> None:
         self.session, self.job, self.part, self.lease_s = session, job, part, lease_s
         self.span, self.should_stop = span, should_stop
-        self._interval, self._last = min_interval_s, 0.0
+        self._throttle = Throttle(min_interval_s)
 
     def start(self, stage: str, total: int) -> None:
         self._write(force=True)
@@ -66,10 +66,8 @@ class PartProgress:
         self._write(force=True)
 
     def _write(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self._interval:
+        if not self._throttle.due(force):
             return
-        self._last = now
         renew_part(self.session, self.part, self.lease_s)
         self.session.commit()
         done, total = frames_done(self.session, self.job.id, self.part.stage)

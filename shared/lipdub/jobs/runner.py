@@ -8,7 +8,6 @@ import copy
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -26,6 +25,7 @@ from lipdub.jobs.inputs import InputAccess
 from lipdub.jobs.parts import parts_state, plan_parts
 from lipdub.jobs.service import claim, hand_off, record_event, renew_lease, transition
 from lipdub.jobs.workfiles import local_copy, store_owned
+from lipdub.progress import Throttle
 from lipdub.scratch import scratch_dir
 from lipdub.storage import ObjectStore, tenant_key
 
@@ -66,8 +66,7 @@ class DbProgress:
         self.spans = spans
         self._totals: dict[str, int] = {}
         self._done: dict[str, int] = {}
-        self._last = 0.0
-        self._interval = min_interval_s
+        self._throttle = Throttle(min_interval_s)
 
     def start(self, stage: str, total: int) -> None:
         self._totals[stage], self._done[stage] = max(total, 1), 0
@@ -83,10 +82,8 @@ class DbProgress:
         self._write(force=True)
 
     def _write(self, force: bool = False) -> None:
-        now = time.monotonic()
-        if not force and now - self._last < self._interval:
+        if not self._throttle.due(force):
             return
-        self._last = now
         phase = self.job.phase or ""
         if phase in self.spans:  # (a phase no stage declared moves nothing)
             low, high = self.spans[phase]
