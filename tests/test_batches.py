@@ -103,7 +103,14 @@ def test_a_bad_manifest_lists_every_error_and_creates_nothing(database, tmp_path
                 (b"x" * (MAX_MANIFEST_BYTES + 1), JSONL, "over"),
                 (b"video,audio,speed\nupl_1,upl_2,3\n", {"Content-Type": "text/csv"},
                  "unknown: speed"),
-                (b"\xff\xfe\x00", JSONL, "UTF-8")]:
+                (b"\xff\xfe\x00", JSONL, "UTF-8"),
+                (b"[" * 200_000, JSONL, "nested too deeply"),
+                (b"video,audio,options\nupl_1,upl_2," + b"[" * 100_000 + b"\n",
+                 {"Content-Type": "text/csv"}, "too deep"),
+                (b"video,audio\nupl_1," + b"a" * 300_000 + b"\n", {"Content-Type": "text/csv"},
+                 "not valid CSV"),
+                (b"video,audio\n\x00,\x00\n", {"Content-Type": "text/csv"},  # PostgreSQL
+                 "not yours")]:  # cannot compare a NUL: refused before any query
             r = client.post("/v1/batches", headers={**auth, **headers}, content=body)
             assert r.status_code == 422 and why in r.json()["errors"][0]["reason"], r.text
         assert client.get("/v1/batches", headers=auth).json()["batches"] == []

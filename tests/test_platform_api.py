@@ -486,3 +486,15 @@ def test_progress_webhooks_when_asked(tmp_path: Path, talking_clip: Path,
     progress = [p["data"]["progress"] for _, p in receiver.received[:4]]
     assert progress == sorted(progress) and progress[0] > 0
     assert receiver.received[1][1]["data"]["next_stage"] == "lip-sync"
+
+
+def test_ids_with_a_nul_or_of_any_other_shape_are_unknown_on_every_database(platform) -> None:  # noqa: ANN001
+    """PostgreSQL cannot even compare a string holding NUL: such ids (in a path or a body)
+    are unknown without a query, 404 or 422, never 500."""
+    client, auth, _, _ = platform
+    for job_id in ("%00", "a%00b", "x" * 300):
+        assert client.get(f"/v1/jobs/{job_id}", headers=auth).status_code == 404
+    r = client.post("/v1/jobs", headers=auth, json={"video": "\u0000", "audio": "a\u0000"})
+    assert r.status_code == 422 and r.json()["code"] == "unknown_input", r.text
+    assert client.post("/v1/uploads/%00/complete", headers=auth,
+                       json={"etags": ["x"]}).status_code < 500

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 import errno
+import re
 import shutil
 import uuid
 from datetime import UTC, datetime
@@ -32,6 +33,15 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 def new_id() -> str:
     return uuid.uuid4().hex
+
+
+_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def is_id(value: str) -> bool:
+    """Whether `value` could be an id of ours: anything else (a NUL, which PostgreSQL will
+    not even compare, or a megabyte of text) is unknown without asking the database."""
+    return bool(_ID.fullmatch(value))
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import Batch, Job, JobState, Tenant, utcnow
+from lipdub.db.models import Batch, Job, JobState, Tenant, is_id, utcnow
 from lipdub.errors import LipDubError
 from lipdub.jobs.service import (
     IdempotencyConflictError,
@@ -106,7 +106,7 @@ def dispatch(session: Session, slots_per_tenant: int) -> list[str]:
 
 
 def get_batch(session: Session, tenant_id: str, batch_id: str) -> Batch:
-    batch = session.get(Batch, batch_id)
+    batch = session.get(Batch, batch_id) if is_id(batch_id) else None
     if batch is None or batch.tenant_id != tenant_id:  # another tenant's does not exist
         raise BatchNotFoundError(f"No batch '{batch_id}'.", "Check the id (GET /v1/batches).")
     return batch

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import Tenant, Upload
+from lipdub.db.models import Tenant, Upload, is_id
 from lipdub.errors import InputNotFoundError, LipDubError
 from lipdub.storage import ObjectStore, S3Store, tenant_key
 
@@ -89,7 +89,8 @@ class InputAccess:
         raise _not_available(uri)
 
     def upload(self, uri: str, tenant_id: str, session: Session) -> Upload:
-        row = session.get(Upload, uri.removeprefix(UPLOAD_PREFIX)[:64])
+        upload_id = uri.removeprefix(UPLOAD_PREFIX)
+        row = session.get(Upload, upload_id) if is_id(upload_id) else None
         if row is None or row.tenant_id != tenant_id:
             raise _not_available(uri)
         if row.state != "ready":

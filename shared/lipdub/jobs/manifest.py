@@ -72,6 +72,9 @@ def _json_lines(text: str) -> tuple[list[tuple[int, dict]], list[LineError]]:
             errors.append(LineError(number, f"not valid JSON ({exc.msg} at column "
                                             f"{exc.colno})"))
             continue
+        except RecursionError:
+            errors.append(LineError(number, "nested too deeply"))
+            continue
         if not isinstance(item, dict):
             errors.append(LineError(number, "each line must be one JSON object"))
             continue
@@ -81,13 +84,16 @@ def _json_lines(text: str) -> tuple[list[tuple[int, dict]], list[LineError]]:
 
 def _csv(text: str) -> tuple[list[tuple[int, dict]], list[LineError]]:
     reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as exc:
+        return [], [LineError(1, f"not valid CSV ({exc})")]
     unknown = [c for c in header if c not in CSV_COLUMNS]
     if not header or unknown or len(set(header)) != len(header):
         return [], [LineError(1, f"the header must name columns among {', '.join(CSV_COLUMNS)}"
                                  + (f" (unknown: {', '.join(unknown)})" if unknown else ""))]
     items, errors = [], []
-    for row in reader:
+    for row in _rows(reader, errors):
         number = reader.line_num
         if None in row:  # more cells than columns
             errors.append(LineError(number, "more cells than the header has columns"))
@@ -97,10 +103,26 @@ def _csv(text: str) -> tuple[list[tuple[int, dict]], list[LineError]]:
             if column in item:
                 try:
                     item[column] = json.loads(item[column])
-                except json.JSONDecodeError as exc:
-                    errors.append(LineError(number, f"{column} is not valid JSON ({exc.msg})"))
+                except (json.JSONDecodeError, RecursionError) as exc:
+                    reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "too deep"
+                    errors.append(LineError(number, f"{column} is not valid JSON ({reason})"))
                     break
         else:
             if item:
                 items.append((number, item))
     return items, errors
+
+
+def _rows(reader: csv.DictReader, errors: list[LineError]):  # noqa: ANN202 - a generator
+    """The reader's rows, until one it cannot read (a cell over the size limit, a NUL):
+    that is an error of its line, and the rest is not read."""
+    rows = iter(reader)
+    while True:
+        try:
+            yield next(rows)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            errors.append(LineError(reader.line_num, f"not valid CSV ({exc}); the lines "
+                                                     "after it were not read"))
+            return

@@ -12,7 +12,7 @@ from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import Job, JobEvent, JobState, Tenant, utcnow
+from lipdub.db.models import Job, JobEvent, JobState, Tenant, is_id, utcnow
 
 
 class IdempotencyConflictError(Exception):
@@ -122,7 +122,7 @@ def count_in_flight(session: Session, tenant_id: str, up_to: int) -> int:
 
 
 def get_job(session: Session, tenant_id: str, job_id: str) -> Job:
-    job = session.get(Job, job_id)
+    job = session.get(Job, job_id) if is_id(job_id) else None
     if job is None or job.tenant_id != tenant_id:  # another tenant's job does not exist
         raise JobNotFoundError(job_id)
     return job

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from botocore.exceptions import ClientError
 from sqlalchemy.orm import Session
 
-from lipdub.db.models import Upload, new_id
+from lipdub.db.models import Upload, is_id, new_id
 from lipdub.errors import LipDubError
 from lipdub.storage import ObjectStore, S3Store, tenant_key
 
@@ -74,7 +74,7 @@ def start_direct_upload(session: Session, store: ObjectStore, tenant_id: str, fi
 
 
 def _pending(session: Session, tenant_id: str, upload_id: str) -> Upload:
-    row = session.get(Upload, upload_id)
+    row = session.get(Upload, upload_id) if is_id(upload_id) else None
     if row is None or row.tenant_id != tenant_id or row.state != "pending":
         raise UploadNotFoundError(f"No direct upload '{upload_id}' is in progress.",
                                   "Start one with POST /v1/uploads/direct.")
