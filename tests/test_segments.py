@@ -5,6 +5,7 @@ on another worker), joined by stream copy with the audio muxed once."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,50 @@ def test_a_long_job_runs_in_segments_once_each_and_joins(tmp_path: Path, film,  
     result = inspect_output(out)
     assert result.frames == 300
     assert abs(result.audio_seconds - result.video_seconds) <= 1 / result.fps
+
+
+def test_a_segment_whose_worker_died_is_dispatched_again(tmp_path: Path, film,  # noqa: ANN001
+                                                         site) -> None:  # noqa: ANN001
+    """No message needed: once the dead worker's lease on a segment runs out, the job's
+    next run (the recovery sweep's) hands out exactly that segment, and the job joins."""
+    from sqlalchemy import select
+
+    from lipdub.config import Settings
+    from lipdub.db.models import JobPart, JobState
+    from lipdub.jobs.context import JobContext
+    from lipdub.jobs.parts import claim_part
+    from lipdub.jobs.service import JobRequest, create_job, stale_jobs
+    from tests.test_platform_api import embedded_database
+
+    clip, voice = film
+    url, tenant_id, _ = embedded_database(tmp_path)
+    context = JobContext.from_settings(Settings(
+        database_url=url, storage_dir=tmp_path / "store", allow_http_urls=True,
+        url_allow_hosts=["127.0.0.1"], segment_seconds=SEGMENT_SECONDS))
+    site.script["/film.mp4"] = [(200, {}, clip.read_bytes())]
+    site.script["/dub.wav"] = [(200, {}, voice.read_bytes())]
+    with context.sessions() as session:
+        job, _ = create_job(session, tenant_id, JobRequest(
+            f"{site.base}/film.mp4", f"{site.base}/dub.wav",
+            {"engine": "warp", "sync_mode": "silence"}))
+        job_id = job.id
+    outcome = context.run_stage(job_id)
+    while outcome.parts is None:
+        outcome = context.run_stage(job_id)
+    parts = outcome.parts
+    for index in parts[1:]:
+        assert context.run_part(job_id, "lip-sync", index).done
+    with context.sessions() as session:  # a worker takes the first segment and dies
+        assert claim_part(session, job_id, "lip-sync", parts[0], lease_s=5.0) is not None
+    assert context.run_stage(job_id).parts == ()  # still held: nothing to hand out
+    time.sleep(5.1)
+    with context.sessions() as session:
+        assert job_id in stale_jobs(session, queued_for_s=0)  # the sweep picks the job up
+    again = context.run_stage(job_id)
+    assert again.parts == (parts[0],)  # exactly the dead worker's segment
+    assert context.run_part(job_id, "lip-sync", parts[0]).last
+    assert context.run(job_id) is JobState.SUCCEEDED
+    with context.sessions() as session:
+        runs = {p.index: p.runs for p in session.scalars(
+            select(JobPart).where(JobPart.job_id == job_id))}
+    assert runs[parts[0]] == 2 and all(n == 1 for i, n in runs.items() if i != parts[0])
