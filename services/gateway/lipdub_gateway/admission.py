@@ -2,6 +2,9 @@
 the job recorded (idempotently, within the tenant's limit) and enqueued. All of it blocking
 work, done in one worker-thread hop."""
 
+from sqlalchemy.orm import Session
+
+from lipdub.errors import LipDubError
 from lipdub.jobs.identities import IdentityNotFoundError, get_identity
 from lipdub.jobs.inputs import InputNotAvailableError, UploadNotReadyError
 from lipdub.jobs.keys import TenantRef
@@ -16,24 +19,45 @@ from lipdub_gateway.schemas import JobOut
 from lipdub_gateway.state import Gateway
 
 
+def input_errors(state: Gateway, session: Session, tenant_id: str,
+                 inputs: list[str]) -> list[LipDubError]:
+    """Why each input the tenant may not name is refused (not theirs, not ready, an
+    unreachable URL): a job is admitted without any, a batch line too."""
+    errors: list[LipDubError] = []
+    for uri in inputs:
+        try:
+            state.context.inputs.check(uri, tenant_id, session, state.context.check_target)
+        except (InputNotAvailableError, UploadNotReadyError) as exc:
+            errors.append(exc)
+    return errors
+
+
+def identity_error(session: Session, tenant_id: str,
+                   request: JobRequest) -> IdentityNotFoundError | None:
+    """A dub naming an identity the tenant does not have."""
+    identity = request.options.get("identity")
+    if request.kind == "dub" and identity:
+        try:
+            get_identity(session, tenant_id, identity)
+        except IdentityNotFoundError as exc:
+            return exc
+    return None
+
+
 def admit(state: Gateway, request: JobRequest, inputs: list[str], tenant: TenantRef,
           idempotency_key: str | None) -> tuple[JobOut, bool]:
     """(the job, whether it is new)."""
     settings = state.settings
     with state.context.sessions() as session:
-        for uri in inputs:
-            try:
-                state.context.inputs.check(uri, tenant.id, session, state.context.check_target)
-            except (InputNotAvailableError, UploadNotReadyError) as exc:
-                raise Problem(422, "Input not available", str(exc), exc.code) from exc
+        refused = input_errors(state, session, tenant.id, inputs)
+        if refused:
+            first = refused[0]
+            raise Problem(422, "Input not available", str(first), first.code) from first
         if request.webhook_url:
             state.context.check_target(request.webhook_url)
-        identity = request.options.get("identity")
-        if request.kind == "dub" and identity:
-            try:
-                get_identity(session, tenant.id, identity)
-            except IdentityNotFoundError as exc:
-                raise Problem(422, "Unknown identity", str(exc), exc.code) from exc
+        missing = identity_error(session, tenant.id, request)
+        if missing is not None:
+            raise Problem(422, "Unknown identity", str(missing), missing.code) from missing
         try:
             job, created = create_job(session, tenant.id, request, idempotency_key,
                                       max_in_flight=settings.max_jobs_in_flight)

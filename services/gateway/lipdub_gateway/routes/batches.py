@@ -16,11 +16,10 @@ from lipdub.jobs.batches import (
     get_batch,
     list_batches,
 )
-from lipdub.jobs.identities import IdentityNotFoundError, get_identity
-from lipdub.jobs.inputs import InputNotAvailableError, UploadNotReadyError
 from lipdub.jobs.keys import TenantRef
 from lipdub.jobs.manifest import LineError, ManifestError, parse_manifest
 from lipdub.jobs.service import IdempotencyConflictError, JobRequest
+from lipdub_gateway.admission import identity_error, input_errors
 from lipdub_gateway.deps import Caller, Db, IdempotencyKey, State
 from lipdub_gateway.problems import Problem, not_found, problem_responses
 from lipdub_gateway.schemas import BatchLine, BatchOut, BatchPage, WebhookUrl
@@ -94,25 +93,15 @@ def _items(state: Gateway, session, tenant: TenantRef,  # noqa: ANN001 - Session
                                                 f"already used on line {names[line.output_name]}"))
                 continue
             names[line.output_name] = number
-        bad = False
-        for uri in (line.video, line.audio):
-            try:
-                state.context.inputs.check(uri, tenant.id, session, state.context.check_target)
-            except (InputNotAvailableError, UploadNotReadyError) as exc:
-                errors.append(LineError(number, str(exc)))
-                bad = True
         options = line.options.model_dump(mode="json")
         if line.identity:
             options["identity"] = line.identity
-        if options.get("identity"):
-            try:
-                get_identity(session, tenant.id, options["identity"])
-            except IdentityNotFoundError as exc:
-                errors.append(LineError(number, str(exc)))
-                bad = True
-        if not bad:
-            items.append(BatchItem(number, JobRequest(line.video, line.audio, options, None,
-                                                      line.metadata), line.output_name))
+        request = JobRequest(line.video, line.audio, options, None, line.metadata)
+        refused = [*input_errors(state, session, tenant.id, [line.video, line.audio]),
+                   *filter(None, [identity_error(session, tenant.id, request)])]
+        errors += [LineError(number, str(exc)) for exc in refused]
+        if not refused:
+            items.append(BatchItem(number, request, line.output_name))
     return items, errors
 
 
