@@ -16,17 +16,11 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
-from lipdub.errors import LipDubError
-
-
-class ModelServerError(LipDubError):
-    code = "model_server_failed"
+from lipdub_model_server import process as child
+from lipdub_model_server.process import ModelServerError
 
 
 def _pytriton_root() -> Path:
@@ -114,27 +108,9 @@ class TritonServer:
         return f"{self.host}:{self.grpc_port}"
 
     def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise ModelServerError(f"tritonserver exited with code {self.process.poll()} "
-                                       "while starting.", "Read its log for the reason.")
-            try:
-                if httpx.get(f"{self.http_url}/v2/health/ready", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise ModelServerError(f"tritonserver was not ready within {timeout_s:.0f} s.",
-                               "Read its log for the reason.")
+        assert self.process is not None
+        child.wait_ready(self.process, f"{self.http_url}/v2/health/ready", "tritonserver",
+                         timeout_s)
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        child.stop(self.process, timeout_s)
