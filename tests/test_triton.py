@@ -9,6 +9,7 @@ error."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -69,11 +70,16 @@ def spec_of(triton: TritonServer, protocol: str) -> str:
             else f"triton+http://{triton.host}:{triton.http_port}")
 
 
-def loaded_models(triton: TritonServer) -> set[str]:
+def last_inferences(triton: TritonServer) -> dict[str, int]:
+    """Every loaded model, with when it last served (ms; 0: never)."""
     import tritonclient.grpc as grpc
 
     stats = grpc.InferenceServerClient(triton.grpc_url).get_inference_statistics()
-    return {m.name for m in stats.model_stats}
+    return {m.name: m.last_inference for m in stats.model_stats}
+
+
+def loaded_models(triton: TritonServer) -> set[str]:
+    return set(last_inferences(triton))
 
 
 @pytest.fixture(scope="module")
@@ -161,15 +167,26 @@ def test_identity_models_over_the_resident_bound_are_unloaded_least_recent_first
     def resident() -> set[str]:
         return {n for n in loaded_models(triton) if n.startswith(family)}
 
+    def use(seed: int) -> np.ndarray:
+        """Infer, then wait until Triton's statistics (the order of eviction) record it:
+        the server may answer before it updates them."""
+        before = last_inferences(triton).get(name[seed], 0)
+        got = predictors[seed](crops)
+        deadline = time.monotonic() + 10
+        while last_inferences(triton).get(name[seed], 0) <= before:
+            assert time.monotonic() < deadline, f"no statistics for {name[seed]}"
+            time.sleep(0.01)
+        return got
+
     for seed in (20, 21):
-        predictors[seed](crops)
+        use(seed)
     assert resident() == {name[20], name[21]}  # earlier tests' models made room
-    predictors[20](crops)  # 21 is now the least recently used
-    predictors[22](crops)
+    use(20)  # 21 is now the least recently used
+    use(22)
     assert resident() == {name[20], name[22]}
     assert WAV2LIP.name in loaded_models(triton)  # repository models are not counted
     # An unloaded model is loaded again when used (another worker may have unloaded it).
-    got = predictors[21](crops)
+    got = use(21)
     assert np.abs(got - LocalSovqae(small_sovqae(21))(crops)).max() < TOLERANCE
     assert resident() == {name[21], name[22]}
 
