@@ -230,14 +230,14 @@ def _render(
     # the next: a remote engine's round trip is hidden behind the CPU work. Batches stay in
     # order; at most two are held.
     renderer = ThreadPoolExecutor(1, thread_name_prefix="lipdub-render")
-    in_flight: list[tuple[list, list[FaceCrop], Future]] = []
+    in_flight: list[tuple[list, Future]] = []
 
     def render(crops: list[FaceCrop]) -> list[MouthPatch]:
         with clock.time(engine.name, frames=len(crops)):
             return engine.render(crops)
 
     def finish(writer: DubWriter) -> None:
-        everything, _, patches_due = in_flight.pop(0)
+        everything, patches_due = in_flight.pop(0)
         # Warm-up frames went through the engine (its state); they are not written.
         batch: list[tuple[np.ndarray, FaceCrop | None]] = []
         patches: list[MouthPatch] = []
@@ -266,7 +266,7 @@ def _render(
 
     def flush(writer: DubWriter) -> None:
         crops = [c for _, c, _ in pending if c is not None]
-        in_flight.append((list(pending), crops, renderer.submit(render, crops)))
+        in_flight.append((list(pending), renderer.submit(render, crops)))
         pending.clear()
         while len(in_flight) > 1:
             finish(writer)

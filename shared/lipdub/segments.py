@@ -50,10 +50,6 @@ class Segment:
     def frames(self) -> range:
         return range(self.start, self.stop)
 
-    def samples(self, fps: Fraction, rate: int = AUDIO_RATE) -> tuple[int, int]:
-        """The matching sample range of the new audio."""
-        return round(self.start / fps * rate), round(self.stop / fps * rate)
-
 
 def shot_boundaries(track: FaceTrack, plan: SyncPlan) -> np.ndarray:
     """Output frames where a new shot starts: a cut in the source, or a jump of the output

@@ -68,7 +68,7 @@ class PartProgress:
     def _write(self, force: bool = False) -> None:
         if not self._throttle.due(force):
             return
-        renew_part(self.session, self.part, self.lease_s)
+        renew_part(self.part, self.lease_s)
         self.session.commit()
         done, total = frames_done(self.session, self.job.id, self.part.stage)
         low, high = self.span

@@ -16,12 +16,9 @@ from sqlalchemy.orm import Session
 
 from lipdub.db.models import Job, JobPart, PartState, utcnow
 
-WORKER = f"{socket.gethostname()}:{os.getpid()}"
-
 
 @dataclass(frozen=True)
 class PartsState:
-    total: int
     runnable: list[int]  # pending, or running with a lease run out (its worker died)
     results: list[dict] | None  # every part's result, in order, once all are done
 
@@ -41,7 +38,7 @@ def parts_state(session: Session, job_id: str, stage: str) -> PartsState | None:
     runnable = [p.index for p in parts if p.state is PartState.PENDING or (
         p.state is PartState.RUNNING and (p.lease_until is None or p.lease_until < now))]
     done = all(p.state is PartState.DONE for p in parts)
-    return PartsState(len(parts), runnable,
+    return PartsState(runnable,
                       [p.result or {} for p in parts] if done else None)
 
 
@@ -56,7 +53,9 @@ def claim_part(session: Session, job_id: str, stage: str, index: int,
                | ((JobPart.state == PartState.RUNNING)
                   & (JobPart.lease_until.is_(None) | (JobPart.lease_until < now))))
         .values(state=PartState.RUNNING, lease_until=now + timedelta(seconds=lease_s),
-                runs=JobPart.runs + 1, worker=WORKER, frames_done=0, updated_at=now)
+                # host:pid at claim time (a pool's child, not the parent that imported us)
+                runs=JobPart.runs + 1, worker=f"{socket.gethostname()}:{os.getpid()}",
+                frames_done=0, updated_at=now)
         .execution_options(synchronize_session=False))
     session.commit()
     if taken.rowcount != 1:
@@ -65,7 +64,7 @@ def claim_part(session: Session, job_id: str, stage: str, index: int,
         JobPart.job_id == job_id, JobPart.stage == stage, JobPart.index == index))
 
 
-def renew_part(session: Session, part: JobPart, lease_s: float) -> None:
+def renew_part(part: JobPart, lease_s: float) -> None:
     part.lease_until = utcnow() + timedelta(seconds=lease_s)
     part.updated_at = utcnow()
 

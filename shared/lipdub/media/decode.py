@@ -76,7 +76,7 @@ def iter_frames(info: VideoInfo, start: int = 0) -> Iterator[np.ndarray]:
         raise EmptyMediaError(
             f"'{info.path}' has a video stream with no frames.", "Give a video with footage."
         )
-    missing = info.frame_count - max(emitted, start)
+    missing = info.frame_count - emitted
     if missing > _TRUNCATION_TOLERANCE_S * fps:
         raise CorruptMediaError(
             f"'{info.path}' is truncated: its header says {info.frame_count} frames but only "
