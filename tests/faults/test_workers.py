@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ import redis
 from fastapi.testclient import TestClient
 
 from lipdub.config import Settings
-from lipdub.db.models import JobState
+from lipdub.db.models import JobPart, JobState, PartState
 from lipdub.jobs.dubbing import dub_stages
 from lipdub.samples.talking import ClipSpec
 from lipdub_gateway.app import create_app
@@ -209,13 +210,34 @@ def test_sigterm_to_lipdub_serve_hands_the_job_back(tmp_path: Path, samples,
     assert scenario.lost == 0 and scenario.duplicates == 0, scenario
 
 
+def _freeze_a_worker_mid_segment(parts: Callable[[], list[JobPart]], candidates: tuple[
+        subprocess.Popen, ...]) -> tuple[subprocess.Popen, JobPart]:
+    """Stop (SIGSTOP) a worker that holds a segment in flight, with another segment done,
+    and return it with that segment. A segment can finish between reading the records and
+    signalling its worker (a segment renders in well under a second here), so the worker is
+    frozen first and the records read again: the kill then lands on a segment still held."""
+    while True:
+        wait_until(lambda: any(p.state is PartState.DONE for p in parts()) and any(
+            p.state is PartState.RUNNING and p.frames_done > 0 for p in parts()), 180,
+            "segments under way", every=0.02)
+        held = next((p for p in parts() if p.state is PartState.RUNNING), None)
+        if held is None:
+            continue
+        worker = next(w for w in candidates if held.worker.endswith(f":{w.pid}"))
+        os.killpg(worker.pid, signal.SIGSTOP)
+        victim = next((p for p in parts() if p.state is PartState.RUNNING
+                       and p.worker == held.worker), None)
+        if victim is not None:
+            return worker, victim
+        os.killpg(worker.pid, signal.SIGCONT)  # it finished first: try the next segment
+
+
 def test_a_film_in_segments_on_two_workers_survives_one_killed(tmp_path: Path) -> None:
     """A segmented job shared by two worker processes; one is SIGKILLed while it renders a
     segment. Only that segment runs again (the job's segment records say so), the result is
     complete, and exactly one terminal webhook is sent."""
     from sqlalchemy import select
 
-    from lipdub.db.models import JobPart, PartState
     from lipdub.db.session import session_factory
     from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
     from lipdub.samples.talking import Shot, write_multishot_clip
@@ -252,13 +274,7 @@ def test_a_film_in_segments_on_two_workers_survives_one_killed(tmp_path: Path) -
                 "video": video, "audio": audio,
                 "options": {"engine": "warp", "sync_mode": "silence"},
                 "webhook_url": receiver.url})).json()["id"]
-            # Wait for a segment in flight on either worker with another done, then kill
-            # the worker that holds it.
-            wait_until(lambda: any(p.state is PartState.DONE for p in parts()) and any(
-                p.state is PartState.RUNNING and p.frames_done > 0 for p in parts()), 180,
-                "segments under way", every=0.02)
-            victim = next(p for p in parts() if p.state is PartState.RUNNING)
-            killed = first if victim.worker.endswith(f":{first.pid}") else second
+            killed, victim = _freeze_a_worker_mid_segment(parts, (first, second))
             workers.signal(killed, signal.SIGKILL, scenario)
             killed.wait(10)
             scenario.runs += 1
