@@ -197,3 +197,36 @@ def test_a_segment_whose_worker_died_is_dispatched_again(tmp_path: Path, film,  
         runs = {p.index: p.runs for p in session.scalars(
             select(JobPart).where(JobPart.job_id == job_id))}
     assert runs[parts[0]] == 2 and all(n == 1 for i, n in runs.items() if i != parts[0])
+
+
+def test_a_bounced_film_in_segments_equals_the_film_in_one_piece(
+        film, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The voice outlasts the picture, which plays on backwards (bounce): each segment
+    caches only the source frames it shows, not the whole film."""
+    import lipdub.pipeline
+    from lipdub.media.frame_cache import DiskFrameCache
+
+    clip, _ = film
+    voice = tmp_path / "long.wav"
+    write_wav(str(voice), speech_like(SpeechSpec(seconds=16.0, seed=23)))
+    whole = tmp_path / "whole.mp4"
+    dub(clip, voice, whole, WarpEngine(), SyncMode.BOUNCE)
+    cached: list[int] = []
+
+    class CountingCache(DiskFrameCache):
+        def __init__(self, height: int, width: int, count: int, first: int = 0) -> None:
+            cached.append(count)
+            super().__init__(height, width, count, first)
+
+    monkeypatch.setattr(lipdub.pipeline, "DiskFrameCache", CountingCache)
+    joined = tmp_path / "joined.mp4"
+    segments = dub_in_segments(clip, voice, joined, WarpEngine, tmp_path, SyncMode.BOUNCE,
+                               max_seconds=SEGMENT_SECONDS)
+    a, b = read_frames(whole), read_frames(joined)
+    assert len(a) == len(b) == 16 * FPS > probe_video(clip).frame_count
+    scores = [psnr(x, y) for x, y in zip(a, b, strict=True)]
+    print(f"PSNR bounced, joined vs one piece: min {min(scores):.1f} dB")
+    assert min(scores) >= MIN_PSNR_DB
+    # One cache a segment, each at most a segment and its warm-up long.
+    limit = round(SEGMENT_SECONDS * FPS) + 8
+    assert len(cached) == len(segments) and max(cached) <= limit, cached

@@ -7,13 +7,15 @@ import logging
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lipdub.audio.load import iter_audio, load_mono_16k
+from lipdub.audio.load import FEATURE_RATE, iter_audio
+from lipdub.audio.samples import decoded_samples
 from lipdub.composite import composite
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
@@ -93,8 +95,8 @@ def dub(
         check_output_writable(output)
         info = probe_video(video)
         probe_audio(audio)  # fails early, with its own message, if there is no audio track
-    cache = (DiskFrameCache(info.frame_count, info.height, info.width)
-             if sync_mode is SyncMode.BOUNCE else None)
+    cache = (DiskFrameCache(info.height, info.width, info.frame_count)
+             if sync_mode is SyncMode.BOUNCE else None)  # filled by the analysis pass
     try:
         analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
                             cache, clock, progress)
@@ -128,32 +130,26 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
         info = probe_video(video)
         probe_audio(audio)
     engine.load_study_state(analysis.study)
-    cache = None
-    try:
-        if sync_mode is SyncMode.BOUNCE:  # played backwards: decode once into a frame cache
-            cache = DiskFrameCache(info.frame_count, info.height, info.width)
-            with clock.time("decode", frames=info.frame_count):
-                for i, rgb in enumerate(iter_frames(info)):
-                    cache.put(i, rgb)
-        return _render_all(info, audio, output, engine, analysis, sync_mode, cache, clock,
-                           progress, restorer, started, span)
-    finally:
-        if cache is not None:
-            cache.close()
+    return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
+                       progress, restorer, started, span)
 
 
 def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngine,
                 analysis: Analysis, sync_mode: SyncMode, cache: DiskFrameCache | None,
                 clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
                 started: float, span: Span | None = None) -> DubReport:
-    with clock.time("audio"):
-        samples = load_mono_16k(audio)
-    fps = float(info.fps)
-    plan = plan_sync(info.frame_count, len(samples) / 16_000, fps, sync_mode)
-    with clock.time("audio"):
-        engine.prepare(samples, fps)
-    report = _render(info, audio, output, engine, analysis.track, plan, cache, clock,
-                     progress, restorer, span)
+    with ExitStack() as stack:
+        with clock.time("audio"):
+            # On disk, read a slice at a time: a film's whole track is never in memory.
+            samples = stack.enter_context(decoded_samples(audio))
+        fps = float(info.fps)
+        plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, fps, sync_mode)
+        with clock.time("audio"):
+            engine.prepare(samples, fps)
+        if cache is None and sync_mode is SyncMode.BOUNCE:
+            cache = stack.enter_context(_bounce_cache(info, plan, span, clock))
+        report = _render(info, audio, output, engine, analysis.track, plan, cache, clock,
+                         progress, restorer, span)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     if report.face_frames == 0:
@@ -191,6 +187,30 @@ def _analyse(
     return Analysis(track=track, study=engine.study_state())
 
 
+def _output_frames(plan: SyncPlan, span: Span | None) -> range:
+    """The output frames a render goes through: a span's with its warm-up, or all."""
+    if span is None:
+        return range(plan.frame_count)
+    return range(max(0, span.frames.start - span.warmup), span.frames.stop)
+
+
+@contextmanager
+def _bounce_cache(info: VideoInfo, plan: SyncPlan, span: Span | None,
+                  clock: StageClock) -> Iterator[DiskFrameCache]:
+    """Bounce plays the source backwards, so the source frames this render reads (for a
+    film's segment, a segment's worth) are decoded once into a disk cache first."""
+    needed = plan.source_indices[_output_frames(plan, span)]
+    lo, hi = int(needed.min()), int(needed.max()) + 1
+    cache = DiskFrameCache(info.height, info.width, hi - lo, first=lo)
+    try:
+        with clock.time("decode", frames=hi - lo), closing(iter_frames(info, lo)) as frames:
+            for i, rgb in zip(range(lo, hi), frames, strict=False):
+                cache.put(i, rgb)
+        yield cache
+    finally:
+        cache.close()
+
+
 def _source_frames(info: VideoInfo, indices: np.ndarray,
                    cache: DiskFrameCache | None) -> Iterator[np.ndarray]:
     if cache is not None:
@@ -212,7 +232,7 @@ def _render(
     span: Span | None = None,
 ) -> DubReport:
     wanted = span.frames if span is not None else range(plan.frame_count)
-    first = max(0, wanted.start - span.warmup) if span is not None else 0
+    first = _output_frames(plan, span).start
     report = DubReport(
         output=output, engine=engine.name, sync_mode=plan.mode.value, fps=float(info.fps),
         width=info.width, height=info.height, source_frames=info.frame_count,

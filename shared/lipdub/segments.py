@@ -20,7 +20,8 @@ import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 
-from lipdub.audio.load import load_mono_16k
+from lipdub.audio.load import FEATURE_RATE
+from lipdub.audio.samples import count_samples
 from lipdub.engines.base import LipSyncEngine
 from lipdub.errors import LipDubError
 from lipdub.faces.select import FaceSelector
@@ -112,7 +113,7 @@ def plan_for(video: Path, audio: Path, analysis: Analysis, sync_mode: SyncMode,
              max_seconds: float) -> tuple[VideoInfo, SyncPlan, list[Segment]]:
     """The output's frame plan and its segments, as every worker computes them alike."""
     info = probe_video(video)
-    seconds = len(load_mono_16k(audio)) / 16_000
+    seconds = count_samples(audio) / FEATURE_RATE
     plan = plan_sync(info.frame_count, seconds, float(info.fps), sync_mode)
     return info, plan, plan_segments(analysis.track, plan, info.fps, max_seconds)
 

@@ -35,9 +35,13 @@ def load_mono_16k(path: Path | str) -> np.ndarray:
     """The whole track as mono float32 at 16 kHz (what the lip-sync features are made from)."""
     chunks = [c[0] for c in iter_audio(path, FEATURE_RATE, "mono")]
     samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
-    if samples.size < FEATURE_RATE // 25:  # less than one video frame of sound
+    check_enough_audio(path, samples.size)
+    return samples
+
+
+def check_enough_audio(path: Path | str, count: int) -> None:
+    if count < FEATURE_RATE // 25:  # less than one video frame of sound
         raise EmptyMediaError(
             f"'{path}' has an audio stream with no usable audio (zero length).",
             "Give an audio file with the new voice track.",
         )
-    return samples

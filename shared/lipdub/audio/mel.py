@@ -10,6 +10,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from lipdub.audio.samples import Samples
+
 SAMPLE_RATE = 16_000
 N_FFT = 800
 HOP = 200
@@ -82,28 +84,37 @@ def _reflect(indices: np.ndarray, n: int) -> np.ndarray:
     return indices
 
 
-def mel_columns(samples_16k: np.ndarray, first: int, last: int) -> np.ndarray:
+def mel_columns(samples_16k: Samples, first: int, last: int) -> np.ndarray:
     """Columns [first, last) of `wav2lip_mel(samples_16k)`, computed from just the audio they
-    cover, so a long track never needs its whole spectrogram in memory."""
-    x = np.asarray(samples_16k).reshape(-1)
-    n = len(x)
+    cover (only that is read), so a long track never needs its whole spectrogram, or its
+    whole audio, in memory."""
+    if isinstance(samples_16k, np.ndarray):
+        samples_16k = samples_16k.reshape(-1)
+    n = len(samples_16k)
     if n <= N_FFT // 2:
         raise ValueError("wav2lip_mel needs more than 25 ms of audio")
     first, last = max(0, first), min(last, mel_frame_count(n))
+    if last <= first:
+        return np.zeros((N_MELS, 0), dtype=np.float32)
     starts = np.arange(first, last) * HOP - N_FFT // 2
     idx = _reflect(starts[:, None] + np.arange(N_FFT)[None, :], n)
+    # The samples these columns read, and the one before them (for pre-emphasis).
+    lo = max(int(idx.min()) - 1, 0)
+    x = np.asarray(samples_16k[lo:int(idx.max()) + 1])
     # Pre-emphasis y[i] = x[i] - 0.97 x[i-1] is local, so it can be taken per sample index.
-    emphasised = x[idx].astype(np.float64) - PREEMPHASIS * x[np.maximum(idx - 1, 0)]
-    emphasised[idx == 0] = x[0]
+    emphasised = x[idx - lo].astype(np.float64) - PREEMPHASIS * x[np.maximum(idx - 1, 0) - lo]
+    emphasised[idx == 0] = x[0]  # (sample 0 is read, lo == 0, whenever idx holds it)
     magnitude = np.abs(np.fft.rfft(emphasised * _hann(), axis=1)).T  # (401, columns)
     db = 20.0 * np.log10(np.maximum(1e-5, mel_filterbank() @ magnitude)) - REF_LEVEL_DB
     normalised = 2 * MAX_ABS_VALUE * ((db - MIN_LEVEL_DB) / -MIN_LEVEL_DB) - MAX_ABS_VALUE
     return np.clip(normalised, -MAX_ABS_VALUE, MAX_ABS_VALUE).astype(np.float32)
 
 
-def wav2lip_mel(samples_16k: np.ndarray) -> np.ndarray:
+def wav2lip_mel(samples_16k: Samples) -> np.ndarray:
     """Mono float audio at 16 kHz -> normalised log-mel spectrogram of shape (80, T)."""
-    total = mel_frame_count(len(np.asarray(samples_16k).reshape(-1)))
+    if isinstance(samples_16k, np.ndarray):
+        samples_16k = samples_16k.reshape(-1)
+    total = mel_frame_count(len(samples_16k))
     block = 4096  # about 50 s of audio at a time keeps the working set small
     return np.concatenate([mel_columns(samples_16k, a, a + block)
                            for a in range(0, total, block)], axis=1)

@@ -7,6 +7,8 @@ from typing import Protocol
 
 import numpy as np
 
+from lipdub.audio.samples import Samples
+
 
 @dataclass(frozen=True)
 class FaceCrop:
@@ -37,8 +39,9 @@ class LipSyncEngine(Protocol):
     name: str
     batch_size: int
 
-    def prepare(self, audio_16k: np.ndarray, fps: float) -> None:
-        """Compute the audio features for the whole new track."""
+    def prepare(self, audio_16k: Samples, fps: float) -> None:
+        """Get ready to render with the new track (a feature-length track comes from disk,
+        a slice at a time: read what is needed, never keep it whole)."""
 
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
         """Look at source faces during the analysis pass (optional; may do nothing)."""

@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from lipdub.audio.mel import mel_columns, mel_frame_count, mel_window, mel_window_start
+from lipdub.audio.samples import Samples
 from lipdub.composite import feathered_lower_face_mask
 from lipdub.engines.base import FaceCrop, MouthPatch
 from lipdub.inference.local import Predictor
@@ -21,11 +22,11 @@ class Wav2LipEngine:
         """`predictor` None: the analysis pass only (render() needs the model)."""
         self.predictor = predictor
         self.batch_size = batch_size
-        self._audio: np.ndarray | None = None
+        self._audio: Samples | None = None
         self._columns = 0
         self._fps = 25.0
 
-    def prepare(self, audio_16k: np.ndarray, fps: float) -> None:
+    def prepare(self, audio_16k: Samples, fps: float) -> None:
         # Mel columns are computed per batch from the audio they cover: memory stays flat
         # however long the track (the whole spectrogram of a film would be hundreds of MB).
         self._audio = audio_16k

@@ -11,18 +11,21 @@ from lipdub.scratch import scratch_dir
 
 
 class DiskFrameCache:
-    def __init__(self, frame_count: int, height: int, width: int) -> None:
+    """Source frames [first, first + count), decoded once."""
+
+    def __init__(self, height: int, width: int, count: int, first: int = 0) -> None:
         self._dir = scratch_dir("frames")
+        self._first = first
         self._frames = np.lib.format.open_memmap(
             Path(self._dir.name) / "frames.npy", mode="w+", dtype=np.uint8,
-            shape=(frame_count, height, width, 3),
+            shape=(count, height, width, 3),
         )
 
     def put(self, index: int, rgb: np.ndarray) -> None:
-        self._frames[index] = rgb
+        self._frames[index - self._first] = rgb
 
     def get(self, index: int) -> np.ndarray:
-        return np.array(self._frames[index])
+        return np.array(self._frames[index - self._first])
 
     def close(self) -> None:
         del self._frames

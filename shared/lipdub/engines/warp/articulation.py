@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from lipdub.audio.samples import Samples
+
 RATE = 16_000
 HOP_S = 0.010  # analysis every 10 ms, whatever the video frame rate
 WINDOW_S = 0.025
@@ -28,24 +30,32 @@ class Articulation:
     width: np.ndarray  # (frames,) float32 in [-1, 1]
 
 
-def _band_features(samples: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _band_features(samples: Samples) -> tuple[np.ndarray, np.ndarray]:
     """Speech-band energy (dB) and spectral centroid every HOP_S, computed a minute at a time
-    so that a feature-length track needs no feature-length spectrogram."""
+    from just that minute's audio, so that a feature-length track needs neither a
+    feature-length spectrogram nor its whole audio in memory."""
     hop, win, nfft = int(RATE * HOP_S), int(RATE * WINDOW_S), 512
-    padded = np.pad(np.asarray(samples, dtype=np.float32), win // 2, mode="constant")
-    frames = np.lib.stride_tricks.sliding_window_view(padded, win)[::hop]
+    count = 1 + len(samples) // hop  # analysis windows centred on samples 0, hop, 2 hop...
     window = np.hanning(win).astype(np.float32)
     freqs = np.fft.rfftfreq(nfft, 1 / RATE)
     band = (freqs >= SPEECH_BAND[0]) & (freqs <= SPEECH_BAND[1])
     wide = (freqs >= 150) & (freqs <= 6000)
-    energy_db = np.empty(len(frames), dtype=np.float32)
-    centroid = np.empty(len(frames), dtype=np.float32)
+    energy_db = np.empty(count, dtype=np.float32)
+    centroid = np.empty(count, dtype=np.float32)
     block = int(60 / HOP_S)
-    for a in range(0, len(frames), block):
-        power = np.abs(np.fft.rfft(frames[a : a + block] * window, n=nfft, axis=1)) ** 2
-        energy_db[a : a + block] = 10 * np.log10(power[:, band].sum(1) + 1e-10)
-        centroid[a : a + block] = ((power[:, wide] * freqs[wide]).sum(1)
-                                   / (power[:, wide].sum(1) + 1e-10))
+    for a in range(0, count, block):
+        b = min(a + block, count)
+        # Window k covers samples [k hop - win/2, k hop + win/2), zeros outside the track.
+        lo, hi = a * hop - win // 2, (b - 1) * hop - win // 2 + win
+        audio = np.zeros(hi - lo, dtype=np.float32)
+        inside = np.asarray(samples[max(lo, 0):max(min(hi, len(samples)), 0)],
+                            dtype=np.float32)
+        audio[max(lo, 0) - lo:max(lo, 0) - lo + len(inside)] = inside
+        frames = np.lib.stride_tricks.sliding_window_view(audio, win)[::hop]
+        power = np.abs(np.fft.rfft(frames * window, n=nfft, axis=1)) ** 2
+        energy_db[a:b] = 10 * np.log10(power[:, band].sum(1) + 1e-10)
+        centroid[a:b] = ((power[:, wide] * freqs[wide]).sum(1)
+                         / (power[:, wide].sum(1) + 1e-10))
     return energy_db, centroid
 
 
@@ -60,7 +70,7 @@ def _attack_release(x: np.ndarray) -> np.ndarray:
     return out
 
 
-def articulation_track(samples_16k: np.ndarray, fps: float, frame_count: int) -> Articulation:
+def articulation_track(samples_16k: Samples, fps: float, frame_count: int) -> Articulation:
     energy_db, centroid = _band_features(samples_16k)
     floor = np.percentile(energy_db, 10)
     peak = np.percentile(energy_db, 97)

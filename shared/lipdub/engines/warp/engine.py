@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lipdub.audio.samples import Samples
 from lipdub.engines.base import FaceCrop, MouthPatch
 from lipdub.engines.warp.articulation import Articulation, articulation_track
 from lipdub.engines.warp.geometry import mouth_target
@@ -74,7 +75,7 @@ class WarpEngine:
         self.reference: TeethReference | None = None
         self.landmark_misses = 0
 
-    def prepare(self, audio_16k: np.ndarray, fps: float) -> None:
+    def prepare(self, audio_16k: Samples, fps: float) -> None:
         frames = int(np.ceil(len(audio_16k) / 16_000 * fps)) + 1
         self._articulation = articulation_track(audio_16k, fps, frames)
         if self._study_tracker is not None:

@@ -1,0 +1,70 @@
+"""A decoded voice track kept on disk and read a slice at a time, so that the lip-sync
+features of a feature-length track never need the whole track in memory (two hours of
+mono float32 at 16 kHz is 460 MB, and a segment's render needs a minute of it).
+
+Engines take `Samples`: anything with a length and contiguous slicing, which a numpy
+array is too (tests and short clips pass arrays)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from lipdub.audio.load import FEATURE_RATE, check_enough_audio, iter_audio
+
+
+class Samples(Protocol):
+    """Mono float32 audio at 16 kHz: its length, and `samples[a:b]` as an array."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, key: slice) -> np.ndarray: ...
+
+
+class SampleFile:
+    """Raw float32 samples in a file; each slice is read from disk (not memory-mapped:
+    mapped pages would count in the reader's RSS once touched)."""
+
+    def __init__(self, path: Path, count: int) -> None:
+        self.path, self.count = path, count
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, step = key.indices(self.count)
+        if step != 1:
+            raise ValueError("SampleFile reads contiguous slices only")
+        with self.path.open("rb") as f:
+            return np.fromfile(f, np.float32, count=max(0, stop - start),
+                               offset=start * 4)
+
+
+@contextmanager
+def decoded_samples(audio: Path | str, folder: Path | None = None) -> Iterator[SampleFile]:
+    """The audio track of `audio` decoded once to a temporary raw file (deleted after),
+    a chunk at a time. The same samples as load_mono_16k, bit for bit."""
+    fd, name = tempfile.mkstemp(prefix="lipdub-voice-", suffix=".f32", dir=folder)
+    path, count = Path(name), 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in iter_audio(audio, FEATURE_RATE, "mono"):
+                np.ascontiguousarray(chunk[0], dtype=np.float32).tofile(f)
+                count += chunk.shape[1]
+        check_enough_audio(audio, count)
+        yield SampleFile(path, count)
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def count_samples(audio: Path | str) -> int:
+    """How many 16 kHz samples the track decodes to, holding none of them."""
+    count = sum(chunk.shape[1] for chunk in iter_audio(audio, FEATURE_RATE, "mono"))
+    check_enough_audio(audio, count)
+    return count
