@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import time
 
 import numpy as np
 import torch
 
-from lipdub.restore.model import SOVQAE
+from lipdub.restore.model import RECONSTRUCT, RESIDUAL, SOVQAE
 from lipdub.restore.spaces import default_space
 from lipdub.restore.stage import Restorer
 
@@ -55,8 +56,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--gpu-batches", default="32,128,256")
+    parser.add_argument("--formulation", default=RESIDUAL, choices=[RESIDUAL, RECONSTRUCT])
     args = parser.parse_args()
-    space = default_space(args.resolution)
+    space = dataclasses.replace(default_space(args.resolution), formulation=args.formulation)
     torch.manual_seed(0)
     model = SOVQAE(space).eval()
     rng = np.random.default_rng(0)

@@ -131,3 +131,38 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest'
     if RECORDED:
         terminalreporter.write_sep("=", "reliability")
         terminalreporter.write_line(table([asdict(s) for s in RECORDED]))
+
+
+# Steps for a restorer that passes the quality gate on the generated person (measured:
+# see test_restore.py), trained once a session and shared by every test that applies one.
+RESTORE_STEPS = 250
+
+
+@pytest.fixture(scope="session")
+def trained_identity(samples: Samples, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - IdentityVersion
+    """One generated person's restorer (8 s of footage, 128 px, a few CPU minutes)."""
+    import torch
+
+    from lipdub.restore.identity import IdentityStore
+    from lipdub.restore.identity_training import train_identity
+    from lipdub.restore.train import TrainConfig
+
+    torch.manual_seed(0)
+    store = IdentityStore(tmp_path_factory.mktemp("trained-identity"))
+    return train_identity([samples.clip("person", 8.0, seed=2)], "eileen", store,
+                          TrainConfig(steps=RESTORE_STEPS, batch_size=4))
+
+
+@pytest.fixture(scope="session")
+def rejected_identity(samples: Samples, tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - IdentityVersion
+    """The same person after one training step: the input unchanged, so the quality gate
+    rejects it (a real rejected version, for the tests of what rejection does)."""
+    from lipdub.restore.identity import IdentityStore
+    from lipdub.restore.identity_training import train_identity
+    from lipdub.restore.train import TrainConfig
+
+    store = IdentityStore(tmp_path_factory.mktemp("rejected-identity"))
+    version = train_identity([samples.clip("person", 8.0, seed=2)], "brief", store,
+                             TrainConfig(steps=1, batch_size=4))
+    assert version.rejection, version.info["evaluation"]
+    return version

@@ -320,7 +320,8 @@ def test_readyz_reports_an_unreachable_broker(tmp_path: Path) -> None:
 
 
 def test_identities_train_list_use_and_delete(platform, talking_clip: Path,
-                                              short_voice: Path) -> None:
+                                              short_voice: Path, trained_identity,  # noqa: ANN001
+                                              rejected_identity) -> None:  # noqa: ANN001
     client, a, b, settings = platform
     footage = _upload(client, a, talking_clip)
     r = client.post("/v1/identities", headers=a,
@@ -333,33 +334,71 @@ def test_identities_train_list_use_and_delete(platform, talking_clip: Path,
     assert [(i["name"], i["version"]) for i in listed] == [("eileen", 1)]
     eileen = client.get("/v1/identities/eileen", headers=a).json()
     assert eileen["config"]["resolution"] == 128
-    assert {"psnr_degraded", "psnr_restored"} <= set(eileen["evaluation"])
+    assert {"psnr_degraded", "psnr_restored", "detail_error_restored"} <= set(
+        eileen["evaluation"])
+    assert eileen["accepted"] is (eileen["rejected_because"] == [])
     # Another tenant: it does not exist for them.
     assert client.get("/v1/identities", headers=b).json() == []
     assert client.get("/v1/identities/eileen", headers=b).status_code == 404
     assert client.delete("/v1/identities/eileen", headers=b).status_code == 404
-    # Dubbing with it restores the face; an unknown identity is refused at submission.
+    # A version the gate rejected (one training step): the API says so and why, and a dub
+    # asking for it has no restoration and says why.
+    _store_version(settings, "studio-a", "eileen", 2, rejected_identity)
+    eileen = client.get("/v1/identities/eileen", headers=a).json()
+    assert eileen["accepted"] is False and eileen["rejected_because"], eileen
     audio = _upload(client, a, short_voice)
-    job = client.post("/v1/jobs", headers=a, json={
-        "video": footage, "audio": audio, "options": {"engine": "warp", "identity": "eileen"}})
-    restored = _wait(client, a, job.json()["id"])
+    skipped = _wait(client, a, client.post("/v1/jobs", headers=a, json={
+        "video": footage, "audio": audio,
+        "options": {"engine": "warp", "identity": "eileen"}}).json()["id"])
+    assert skipped["state"] == "succeeded", skipped
+    assert "restore" not in skipped["timings"]["stages"]
+    assert any("Identity 'eileen' v2 was not applied" in w
+               for w in skipped["timings"]["warnings"]), skipped["timings"]["warnings"]
+    # A version that passed the gate restores the face.
+    _store_version(settings, "studio-a", "eileen", 3, trained_identity)
+    assert client.get("/v1/identities/eileen", headers=a).json()["accepted"] is True
+    restored = _wait(client, a, client.post("/v1/jobs", headers=a, json={
+        "video": footage, "audio": audio,
+        "options": {"engine": "warp", "identity": "eileen"}}).json()["id"])
     assert restored["state"] == "succeeded", restored
     assert restored["timings"]["stages"]["restore"]["frames"] > 0
+    assert restored["timings"]["warnings"] == []
     unknown = client.post("/v1/jobs", headers=a, json={
         "video": footage, "audio": audio, "options": {"engine": "warp", "identity": "nobody"}})
     assert unknown.status_code == 422 and unknown.json()["code"] == "identity_not_found"
-    # Training again makes version 2; deleting removes every version's files.
+    # Training again makes version 4; deleting removes every version's files.
     again = client.post("/v1/identities", headers=a,
                         json={"name": "eileen", "videos": [footage], "steps": 10})
     assert _wait(client, a, again.json()["id"], timeout=300)["state"] == "succeeded"
-    assert client.get("/v1/identities/eileen", headers=a).json()["version"] == 2
+    assert client.get("/v1/identities/eileen", headers=a).json()["version"] == 4
     stored = settings.storage_dir / "tenants"
-    assert len(list(stored.rglob("identities/eileen/v*/restorer.pt"))) == 2
+    assert len(list(stored.rglob("identities/eileen/v*/restorer.pt"))) == 4
     assert client.delete("/v1/identities/eileen", headers=a).status_code == 204
     assert client.get("/v1/identities/eileen", headers=a).status_code == 404
     assert list(stored.rglob("identities/eileen/v*/restorer.pt")) == []
     bad = client.post("/v1/identities", headers=a, json={"name": "../x", "videos": [footage]})
     assert bad.status_code == 422
+
+
+def _store_version(settings: Settings, tenant_name: str, name: str, version: int,
+                   trained) -> None:  # noqa: ANN001 - IdentityVersion
+    """A trained version stored for a tenant the way the identity.train job stores one:
+    its files under the tenant's key, then the row."""
+    from sqlalchemy import select
+
+    from lipdub.db.models import Identity, Tenant
+    from lipdub.storage import LocalStore, tenant_key
+
+    with session_factory(settings.database_url)() as session:
+        tenant = session.scalar(select(Tenant).where(Tenant.name == tenant_name))
+        prefix = tenant_key(tenant.id, "identities", name, f"v{version}")
+        for file in ("restorer.pt", "identity.json"):
+            LocalStore(settings.storage_dir).put_file(f"{prefix}/{file}", trained.path / file)
+        row = session.scalar(select(Identity).where(Identity.tenant_id == tenant.id,
+                                                    Identity.name == name))
+        row.version, row.storage_key = version, prefix
+        row.info = {**trained.info, "version": version}
+        session.commit()
 
 
 def test_an_oversize_body_is_cut_off_while_it_arrives(tmp_path: Path) -> None:
@@ -426,11 +465,12 @@ def test_webhook_targets_are_checked_again_when_sent(tmp_path: Path) -> None:
         assert record.next_attempt_at is None  # a refused target is not retried
 
 
-def test_restore_auto_trains_on_the_footage_then_dubs(tmp_path: Path, talking_clip: Path,
+def test_restore_auto_trains_on_the_footage_and_the_gate_decides(tmp_path: Path, talking_clip: Path,
                                                       short_voice: Path) -> None:
     url, _, key = embedded_database(tmp_path)
     auth = {"Authorization": f"Bearer {key}"}
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", restore_steps=12,
+    # One step: the restorer stays the identity, which the gate rejects.
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", restore_steps=1,
                         restore_batch_size=4)
     with TestClient(create_app(settings)) as client:
         video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
@@ -451,7 +491,10 @@ def test_restore_auto_trains_on_the_footage_then_dubs(tmp_path: Path, talking_cl
         assert job["state"] == "succeeded", job
         assert job["stages_done"] == ["probe", "faces", "identity", "lip-sync", "encode",
                                       "publish"]
-        assert job["timings"]["stages"]["restore"]["frames"] > 0
+        # The gate rejected the job's own restorer: the dub went on without it.
+        assert "restore" not in job["timings"]["stages"]
+        assert any("The restorer trained on this footage was not applied" in w
+                   for w in job["timings"]["warnings"]), job["timings"]
         assert observed == sorted(observed), observed  # the bar never goes back
         assert observed[-1] == 100
     stored = [str(p) for p in settings.storage_dir.rglob("*") if p.is_file()]

@@ -117,6 +117,7 @@ def _restorer(identity: str | None, restore: str, video: Path, face: str, device
     from lipdub.faces.select import FaceSelector
     from lipdub.inference.backends import is_remote, sovqae_restorer
     from lipdub.inference.local import pick_device
+    from lipdub.restore.gate import skipped_warning
     from lipdub.restore.identity import IdentityStore
 
     settings = get_settings()
@@ -127,6 +128,10 @@ def _restorer(identity: str | None, restore: str, video: Path, face: str, device
                                   settings.restore_steps, device)
     else:
         version = store.latest(identity)
+    if version.rejection:  # the quality gate: it would make faces worse
+        what = f"Identity {version.name!r} v{version.version}"
+        console.print(f"[yellow]warning:[/] {skipped_warning(what, version.rejection)}")
+        return None
     remote = is_remote(settings.inference)
     resolved = "cpu" if remote else pick_device(device)
     console.print(f"restoring with identity {version.name} v{version.version}"
@@ -240,13 +245,24 @@ def identity_train(
 
 
 def _print_identity(info: dict, title: str) -> None:
+    from lipdub.restore.gate import rejection
+
     e = info["evaluation"]
     table = Table(title=title)
     for column in ("", "PSNR dB", "SSIM"):
         table.add_column(column, justify="right")
-    table.add_row("degraded input", f"{e['psnr_degraded']:.2f}", f"{e['ssim_degraded']:.4f}")
-    table.add_row("restored", f"{e['psnr_restored']:.2f}", f"{e['ssim_restored']:.4f}")
+    detail = e.get("detail_error_degraded") is not None
+    if detail:
+        table.add_column("detail error", justify="right")
+    for label, kind in (("degraded input", "degraded"), ("restored", "restored")):
+        table.add_row(label, f"{e[f'psnr_{kind}']:.2f}", f"{e[f'ssim_{kind}']:.4f}",
+                      *([f"{e[f'detail_error_{kind}']:.3f}"] if detail else []))
     out.print(table)
+    reasons = rejection(info)
+    out.print("quality gate: " + ("passed (restored faces better on every measure)"
+                                  if not reasons else
+                                  f"REJECTED, not better on {'; '.join(reasons)}: dubs "
+                                  "will skip this restorer"))
     out.print(f"codebook: {e['codes_used']:.0%} used on held-out frames, "
               f"{e['codes_alive']:.0%} alive; config {info.get('config')}")
     for row in info.get("search", []) if len(info.get("search", [])) > 1 else []:

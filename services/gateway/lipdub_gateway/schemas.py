@@ -13,6 +13,7 @@ from lipdub.db.models import Batch, Identity, Job, JobState, PartState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.jobs.batches import counts
 from lipdub.media.finish import CONTAINERS
+from lipdub.restore.gate import rejection
 from lipdub.sync import SyncMode
 
 # Engines by the core's names (adding one to the registry adds it here).
@@ -190,6 +191,10 @@ class IdentityOut(BaseModel):
     version: int
     config: dict
     evaluation: dict
+    accepted: bool = Field(description="Passed the quality gate: its restored held-out "
+                           "faces beat the degraded input on every measure. A rejected "
+                           "version is never applied; dubs that ask for it say so.")
+    rejected_because: list[str] = Field(description="The measures it was not better on")
     search: list[dict]
     created_at: datetime
     updated_at: datetime
@@ -197,8 +202,10 @@ class IdentityOut(BaseModel):
     @classmethod
     def of(cls, identity: Identity) -> IdentityOut:
         info = identity.info or {}
+        reasons = rejection(info)
         return cls(name=identity.name, version=identity.version,
                    config=info.get("config", {}), evaluation=info.get("evaluation", {}),
+                   accepted=not reasons, rejected_because=reasons,
                    search=info.get("search", []), created_at=identity.created_at,
                    updated_at=identity.updated_at)
 

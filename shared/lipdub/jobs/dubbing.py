@@ -130,6 +130,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
 
     def identity(ctx: WorkContext) -> None:
         """restore: auto: this footage's own person, trained on the footage itself."""
+        from lipdub.restore.gate import skipped_warning
         from lipdub.restore.identity import IdentityStore
         from lipdub.restore.identity_training import train_identity
         from lipdub.restore.train import TrainConfig
@@ -141,20 +142,27 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
                         device=settings.device),
             selector=_face(ctx.job.options),
             on_step=training_progress(ctx, settings.restore_steps, 1))
+        if trained.rejection:  # the quality gate: it would make this footage's faces worse
+            ctx.work["warnings"] = [skipped_warning("The restorer trained on this footage",
+                                                    trained.rejection)]
+            return
         ctx.work["restorer"] = ctx.keep(trained.path / "restorer.pt", "restorer.pt")
 
     def render(ctx: WorkContext, output: Path, span: Span | None = None):  # noqa: ANN202
         options = ctx.job.options
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
-        restorer = None
+        restorer, warnings = None, list(ctx.work.get("warnings", []))
         if "restorer" in ctx.work:
             restorer = restorer_from(ctx, ctx.work["restorer"], settings)
         elif options.get("identity"):
-            restorer = load_restorer(ctx, options["identity"], settings)
+            restorer, skipped = load_restorer(ctx, options["identity"], settings)
+            warnings += [skipped] if skipped else []
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
-            return render_video(video, audio, output, engine, analysis, _sync(options),
-                                ctx.progress, restorer, span)
+            report = render_video(video, audio, output, engine, analysis, _sync(options),
+                                  ctx.progress, restorer, span)
+        report.warnings += warnings
+        return report
 
     def segments(ctx: WorkContext) -> list[dict] | None:
         """A film longer than a segment runs in segments on any number of workers; each

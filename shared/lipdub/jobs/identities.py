@@ -14,6 +14,7 @@ from lipdub.config import Settings
 from lipdub.db.models import Identity
 from lipdub.errors import InputNotFoundError
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult
+from lipdub.restore.gate import rejection, skipped_warning
 from lipdub.restore.identity import IdentityStore, check_name
 from lipdub.storage import ObjectStore, tenant_key
 
@@ -116,9 +117,13 @@ def training_progress(ctx: WorkContext, steps: int, runs: int):  # noqa: ANN201
 
 def load_restorer(ctx: WorkContext, name: str, settings: Settings):  # noqa: ANN201
     """The tenant's identity restorer, fetched from the object store into the job's
-    folder."""
+    folder, and None; or, for a version the quality gate rejected, no restorer and the
+    warning that says why."""
     identity = get_identity(ctx.session, ctx.job.tenant_id, name)
-    return restorer_from(ctx, f"{identity.storage_key}/restorer.pt", settings)
+    reasons = rejection(identity.info or {})
+    if reasons:
+        return None, skipped_warning(f"Identity {name!r} v{identity.version}", reasons)
+    return restorer_from(ctx, f"{identity.storage_key}/restorer.pt", settings), None
 
 
 def restorer_from(ctx: WorkContext, key: str, settings: Settings):  # noqa: ANN201

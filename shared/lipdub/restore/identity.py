@@ -17,8 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lipdub.errors import BadOptionError, InputNotFoundError
+from lipdub.restore.gate import Evaluation, rejection
 from lipdub.restore.model import SOVQAE, load_sovqae, save_sovqae
-from lipdub.restore.train import Evaluation
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -44,6 +44,10 @@ class IdentityVersion:
 
     def load(self, device: str = "cpu") -> SOVQAE:
         return load_sovqae(self.path / "restorer.pt", device)
+
+    @property
+    def rejection(self) -> list[str]:
+        return rejection(self.info)
 
 
 class IdentityStore:

@@ -54,13 +54,18 @@ def train_identity(
                 on_step=(lambda s, _r, lb=label: on_step(lb, s, train_config.steps))
                 if on_step else None)
             tried.append((space, result, run_dir))
-        best_space, best, best_dir = max(tried, key=lambda t: restoration_score(t[1].evaluation))
+        best_space, best, best_dir = max(tried, key=lambda t: (t[1].evaluation.beats_input(),
+                                                                restoration_score(t[1].evaluation)))
         info = {
             "videos": [str(v) for v in videos],
             "crops": len(crops),
             "config": best_space.to_dict(),
             "training": asdict(train_config),
             "evaluation": best.evaluation,
+            # The quality gate: a version not better than its input is kept (to look at)
+            # but never applied.
+            "accepted": best.evaluation.beats_input(),
+            "rejected_because": best.evaluation.shortfalls(),
             "first_loss": float(np.mean([r["loss"] for r in best.history[:10]])),
             "last_loss": float(np.mean([r["loss"] for r in best.history[-10:]])),
             "search": [{"latent_size": s.latent_size, "codebook_size": s.codebook_size,

@@ -2,15 +2,31 @@
 
 The 'space' parameters are the latent grid size (resolution / 2**downsamples) and the
 codebook size; the codebook uses EMA updates, k-means initialisation and dead-code restarts
-(vector-quantize-pytorch)."""
+(vector-quantize-pytorch).
+
+What it outputs (LaDTalk's point: the lip-sync output already has the right shape, what it
+lost is the person's fine texture): the input crop plus a high-frequency residual. The
+decoder, which sees the identity's codes and the input's own full-resolution features,
+predicts a residual whose low-pass is taken out, so structure, position and colour always
+come from the input and only detail is added. Its last layer starts at zero, so an untrained
+restorer returns its input unchanged. (Identities trained before this are "reconstruct":
+the decoder's sigmoid output is the face; they still load and run.)"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from vector_quantize_pytorch import VectorQuantize
+
+RESIDUAL, RECONSTRUCT = "residual", "reconstruct"
+# The residual's low-pass cut-off (Gaussian sigma, pixels of a 128 px crop, scaled with
+# the crop): what the engines keep (bands coarser than about 2-4 px, measured by
+# benchmarks/bench_degradation.py) is never changed.
+DETAIL_SIGMA = 2.0
 
 
 @dataclass(frozen=True)
@@ -20,6 +36,7 @@ class SOVQAEConfig:
     codebook_size: int = 512
     code_dim: int = 64
     base_channels: int = 16
+    formulation: str = RESIDUAL  # or RECONSTRUCT (identities trained before residuals)
 
     @property
     def downsamples(self) -> int:
@@ -50,11 +67,49 @@ def _channels(config: SOVQAEConfig, level: int) -> int:
     return config.base_channels * min(2**level, 4)
 
 
+class DetailHead(nn.Module):
+    """Decoder features + the input crop -> the input plus a high-frequency residual."""
+
+    def __init__(self, channels: int, resolution: int) -> None:
+        super().__init__()
+        self.skip = nn.Conv2d(3, channels, 3, 1, 1)  # the input's own edges, at full size
+        self.out = nn.Sequential(nn.GroupNorm(8, 2 * channels), nn.SiLU(),
+                                 nn.Conv2d(2 * channels, 3, 3, 1, 1))
+        nn.init.zeros_(self.out[-1].weight)  # untrained: the input, unchanged
+        nn.init.zeros_(self.out[-1].bias)
+        sigma = DETAIL_SIGMA * resolution / 128
+        radius = int(np.ceil(3 * sigma))
+        taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+        self.register_buffer("taps", torch.tensor(taps / taps.sum(), dtype=torch.float32))
+
+    def low_pass(self, x: torch.Tensor) -> torch.Tensor:
+        """Separable Gaussian blur per channel, edges reflected."""
+        radius = self.taps.numel() // 2
+        c = x.shape[1]
+        rows = self.taps.to(x.dtype).view(1, 1, 1, -1).expand(c, 1, 1, -1)
+        x = F.conv2d(F.pad(x, (radius, radius, 0, 0), mode="reflect"), rows, groups=c)
+        cols = self.taps.to(x.dtype).view(1, 1, -1, 1).expand(c, 1, -1, 1)
+        return F.conv2d(F.pad(x, (0, 0, radius, radius), mode="reflect"), cols, groups=c)
+
+    def forward(self, features: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        residual = self.out(torch.cat([features, self.skip(crops * 2 - 1)], dim=1))
+        return (crops + residual - self.low_pass(residual)).clamp(0, 1)
+
+
+class Reconstruction(nn.Module):
+    """The earlier formulation: the decoder's output is the face itself."""
+
+    def forward(self, features: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(features)
+
+
 class SOVQAE(nn.Module):
     """Degraded face crop (B, 3, R, R) in [0, 1] -> restored crop, plus VQ loss and codes."""
 
     def __init__(self, config: SOVQAEConfig) -> None:
         super().__init__()
+        if config.formulation not in (RESIDUAL, RECONSTRUCT):
+            raise ValueError(f"unknown SOVQAE formulation {config.formulation!r}")
         self.config = config
         levels = config.downsamples
         enc: list[nn.Module] = [nn.Conv2d(3, _channels(config, 0), 3, 1, 1)]
@@ -75,15 +130,19 @@ class SOVQAE(nn.Module):
             cin, cout = _channels(config, level + 1), _channels(config, level)
             dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1)]
             dec += [ResBlock(cout)] if level > 0 else []
-        dec += [nn.GroupNorm(8, _channels(config, 0)), nn.SiLU(),
-                nn.Conv2d(_channels(config, 0), 3, 3, 1, 1)]
-        self.decoder = nn.Sequential(*dec)
+        if config.formulation == RESIDUAL:
+            self.decoder = nn.Sequential(*dec)
+            self.head: nn.Module = DetailHead(_channels(config, 0), config.resolution)
+        else:
+            dec += [nn.GroupNorm(8, _channels(config, 0)), nn.SiLU(),
+                    nn.Conv2d(_channels(config, 0), 3, 3, 1, 1)]
+            self.decoder = nn.Sequential(*dec)
+            self.head = Reconstruction()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         z = self.encoder(x * 2 - 1)
         quantized, codes, vq_loss = self.quantizer(z)
-        out = torch.sigmoid(self.decoder(quantized))
-        return out, vq_loss.mean(), codes
+        return self.head(self.decoder(quantized), x), vq_loss.mean(), codes
 
     @torch.inference_mode()
     def restore(self, x: torch.Tensor) -> torch.Tensor:
@@ -96,7 +155,8 @@ def save_sovqae(model: SOVQAE, path) -> None:  # noqa: ANN001 - str or Path
 
 def load_sovqae(path, device: str = "cpu") -> SOVQAE:  # noqa: ANN001 - str or Path
     raw = torch.load(path, map_location="cpu", weights_only=True)
-    model = SOVQAE(SOVQAEConfig(**raw["config"]))
+    # Saved before the formulation was recorded: those are reconstructions.
+    model = SOVQAE(SOVQAEConfig(**{"formulation": RECONSTRUCT, **raw["config"]}))
     model.load_state_dict(raw["state_dict"], strict=True)
     return model.to(device).eval()
 
@@ -109,7 +169,7 @@ class SOVQAEInference(nn.Module):
     def __init__(self, model: SOVQAE) -> None:
         super().__init__()
         quantizer = model.quantizer
-        self.encoder, self.decoder = model.encoder, model.decoder
+        self.encoder, self.decoder, self.head = model.encoder, model.decoder, model.head
         self.project_in, self.project_out = quantizer.project_in, quantizer.project_out
         self.register_buffer("codebook", quantizer._codebook.embed[0].detach().clone())
 
@@ -119,4 +179,4 @@ class SOVQAEInference(nn.Module):
         flat = self.project_in(z.permute(0, 2, 3, 1).reshape(b * h * w, d))
         codes = torch.cdist(flat, self.codebook.to(flat.dtype)).argmin(dim=1)
         quantized = self.project_out(self.codebook.to(flat.dtype)[codes])
-        return torch.sigmoid(self.decoder(quantized.reshape(b, h, w, d).permute(0, 3, 1, 2)))
+        return self.head(self.decoder(quantized.reshape(b, h, w, d).permute(0, 3, 1, 2)), crops)

@@ -63,17 +63,24 @@ class Restorer:
         return cls(LocalSovqae(model, device, half), model.config.resolution, batch_size)
 
     def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
-        """Face crops of any size -> restored crops of the same sizes."""
+        """Face crops of any size -> restored crops of the same sizes. What the model
+        changed at its working size is added to the crop at the crop's own size, so a
+        crop larger than that keeps its own detail (resizing the model's output back up
+        would blur it) and a model that changes nothing returns the crop as it was."""
         out: list[np.ndarray] = []
         r = self.resolution
         for a in range(0, len(crops), self.batch_size):
             chunk = crops[a : a + self.batch_size]
-            batch = np.stack([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA)
-                              for c in chunk]).transpose(0, 3, 1, 2)
-            y = self.predictor(np.ascontiguousarray(batch, dtype=np.float32) / 255.0)
-            restored = (np.clip(y, 0, 1) * 255 + 0.5).astype(np.uint8).transpose(0, 2, 3, 1)
-            out += [cv2.resize(img, (c.shape[1], c.shape[0]), interpolation=cv2.INTER_CUBIC)
-                    for img, c in zip(restored, chunk, strict=True)]
+            small = np.stack([cv2.resize(c, (r, r), interpolation=cv2.INTER_AREA)
+                              for c in chunk])
+            y = self.predictor(np.ascontiguousarray(small.transpose(0, 3, 1, 2),
+                                                    dtype=np.float32) / 255.0)
+            change = np.clip(y, 0, 1).transpose(0, 2, 3, 1) * 255 - small
+            for c, delta in zip(chunk, change, strict=True):
+                if c.shape[:2] != (r, r):
+                    delta = cv2.resize(delta, (c.shape[1], c.shape[0]),
+                                       interpolation=cv2.INTER_CUBIC)
+                out.append(np.clip(c + delta + 0.5, 0, 255).astype(np.uint8))
         return out
 
     def apply(self, frames: list[np.ndarray], crop_boxes: list[tuple[int, int, int, int]],

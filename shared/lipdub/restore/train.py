@@ -17,7 +17,9 @@ import torch
 from lipdub.errors import LipDubError
 from lipdub.inference.local import pick_device
 from lipdub.restore.adversarial import PatchDiscriminator, discriminator_loss, generator_loss
+from lipdub.restore.bands import laplacian_error
 from lipdub.restore.degrade import degrade, lower_face_mask
+from lipdub.restore.gate import Evaluation
 from lipdub.restore.metrics import gradient_loss, region_scores, ssim_loss
 from lipdub.restore.model import SOVQAE, SOVQAEConfig
 
@@ -41,20 +43,6 @@ class TrainConfig:
         if self.adversarial not in ("on", "off", "auto"):
             raise ValueError(f"adversarial must be on, off or auto, not {self.adversarial!r}")
         return self.adversarial == "on" or (self.adversarial == "auto" and device == "cuda")
-
-
-@dataclass
-class Evaluation:
-    psnr_degraded: float
-    psnr_restored: float
-    ssim_degraded: float
-    ssim_restored: float
-    codes_used: float  # fraction of the codebook used on the validation crops
-    codes_alive: float  # fraction whose EMA usage is above the dead-code threshold
-
-    def beats_input(self) -> bool:
-        return (self.psnr_restored > self.psnr_degraded
-                and self.ssim_restored > self.ssim_degraded)
 
 
 @dataclass
@@ -98,6 +86,11 @@ def evaluate(model: SOVQAE, clean: np.ndarray, seed: int = 1234,
                            255).astype(np.uint8)
     before = np.array([region_scores(c, d) for c, d in zip(clean, degraded, strict=True)])
     after = np.array([region_scores(c, r) for c, r in zip(clean, restored_all, strict=True)])
+    weight = mask[0, ..., 0]
+    detail_before = np.mean([laplacian_error(c, d, weight) for c, d in zip(clean, degraded,
+                                                                           strict=True)])
+    detail_after = np.mean([laplacian_error(c, r, weight) for c, r in zip(clean, restored_all,
+                                                                          strict=True)])
     size = model.config.codebook_size
     used = torch.unique(torch.cat(codes)).numel() / size
     cluster = model.quantizer._codebook.cluster_size.flatten().cpu()
@@ -106,7 +99,9 @@ def evaluate(model: SOVQAE, clean: np.ndarray, seed: int = 1234,
                       psnr_restored=float(after[:, 0].mean()),
                       ssim_degraded=float(before[:, 1].mean()),
                       ssim_restored=float(after[:, 1].mean()),
-                      codes_used=float(used), codes_alive=alive)
+                      codes_used=float(used), codes_alive=alive,
+                      detail_error_degraded=float(detail_before),
+                      detail_error_restored=float(detail_after))
 
 
 class TrainingDivergedError(LipDubError):
@@ -139,10 +134,18 @@ class DegradedBatches:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+# Steps over which the rate rises from nothing: Adam's first steps move every weight by
+# about the full rate whatever the gradient, which took the residual head (zero at the
+# start: the input unchanged) to a visibly wrong face in one step.
+WARMUP_STEPS = 50
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Cosine decay to 5%: the last steps at a small rate settle the fine detail (and PSNR)."""
+    """A linear warm-up, then cosine decay to 5%: the last steps at a small rate settle the
+    fine detail (and PSNR)."""
     progress = min(step, config.steps) / config.steps
-    return config.learning_rate * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
+    warmup = min(1.0, (step + 1) / WARMUP_STEPS)
+    return config.learning_rate * warmup * (0.05 + 0.95 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
 def train_sovqae(
