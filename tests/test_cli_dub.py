@@ -233,6 +233,38 @@ def test_installed_entry_point_reports_errors_with_exit_code_2(tmp_path: Path) -
     assert "does not exist" in result.stderr
 
 
+CHECK_ONLY = """
+import sys, time
+started = time.perf_counter()
+from typer.testing import CliRunner
+from lipdub.cli import app
+result = CliRunner().invoke(app, ["dub", *sys.argv[1:]])
+print(result.exit_code, round(time.perf_counter() - started, 2),
+      *[m for m in ("mediapipe", "torch") if m in sys.modules])
+print(result.output)
+"""
+
+
+def test_bad_inputs_are_refused_before_any_model_loads(tmp_path: Path,
+                                                       talking_clip: Path) -> None:
+    """A missing or broken input is reported before the face models (mediapipe) or torch
+    are even imported, so the answer is immediate (the time is printed, not asserted)."""
+    broken = tmp_path / "broken.mp4"
+    broken.write_text("not a video\n" * 100)
+    for video, audio, message in [(tmp_path / "missing.mp4", talking_clip, "does not exist"),
+                                  (broken, talking_clip, "could not be read as media"),
+                                  (talking_clip, tmp_path / "none.wav", "does not exist")]:
+        done = subprocess.run([sys.executable, "-c", CHECK_ONLY, "--video", str(video),
+                               "--audio", str(audio), "--output", str(tmp_path / "o.mp4"),
+                               "--engine", "wav2lip", "--restore", "auto"],
+                              capture_output=True, text=True, timeout=120)
+        first, *rest = done.stdout.splitlines()
+        code, seconds, *loaded = first.split()
+        print(f"{video.name}: refused in {seconds} s")
+        assert code == "2" and message in " ".join(" ".join(rest).split()), done.stdout
+        assert loaded == [], f"{loaded} imported before the input was checked"
+
+
 def test_demo_inputs_are_real_speech_like_media(tmp_path: Path) -> None:
     from lipdub.demo import make_demo_inputs
 

@@ -99,7 +99,10 @@ def dub(
         help="none | auto (train a restorer on VIDEO itself first, then dub)")] = "none",
 ) -> None:
     """Re-sync the lips in VIDEO to AUDIO and write OUTPUT."""
+    from lipdub.media.checks import check_dub_files
+
     try:
+        check_dub_files(video, audio, output)  # before any model loads
         restorer = _restorer(identity, restore, video, face, device)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
                 preview, restorer)

@@ -21,10 +21,11 @@ from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.track import FaceTrack, analyse_faces
+from lipdub.media.checks import check_dub_files
 from lipdub.media.decode import iter_frames, iter_frames_looped
-from lipdub.media.encode import AUDIO_RATE, DubWriter, check_output_writable
+from lipdub.media.encode import AUDIO_RATE, DubWriter
 from lipdub.media.frame_cache import DiskFrameCache
-from lipdub.media.probe import VideoInfo, probe_audio, probe_video
+from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
 from lipdub.sync import SyncMode, SyncPlan, plan_sync
 
@@ -92,9 +93,7 @@ def dub(
     clock = StageClock()
     started = time.perf_counter()
     with clock.time("probe"):
-        check_output_writable(output)
-        info = probe_video(video)
-        probe_audio(audio)  # fails early, with its own message, if there is no audio track
+        info = check_dub_files(video, audio, output)
     cache = (DiskFrameCache(info.height, info.width, info.frame_count)
              if sync_mode is SyncMode.BOUNCE else None)  # filled by the analysis pass
     try:
@@ -126,9 +125,7 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
     clock = StageClock()
     started = time.perf_counter()
     with clock.time("probe"):
-        check_output_writable(output)
-        info = probe_video(video)
-        probe_audio(audio)
+        info = check_dub_files(video, audio, output)
     engine.load_study_state(analysis.study)
     return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
                        progress, restorer, started, span)
