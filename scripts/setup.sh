@@ -21,18 +21,23 @@ stamp=.venv/.lipdub-lock.sha256
 want=$(cat requirements/lock.txt requirements/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "==> installing pinned dependencies (first run takes a few minutes)"
-  # pip's notes about unreachable local mirrors are noise here; real errors still stop us.
+  # pip's own output (build-backend warnings, mirror notes) is shown only when a step
+  # fails, and then in full: our progress lines and real errors are all a user sees.
   quiet() {
     local log status=0
     log=$(mktemp)
     "$@" >"$log" 2>&1 || status=$?
-    grep -v "is ignored: it is neither a file nor a directory" "$log" >&2 || true
+    if [ "$status" -ne 0 ]; then
+      echo "setup failed: $*" >&2
+      cat "$log" >&2
+    fi
     rm -f "$log"
     return "$status"
   }
   quiet .venv/bin/python -m pip install -q --upgrade "pip>=24"
   quiet .venv/bin/python -m pip install -q -c requirements/constraints.txt -r requirements/lock.txt
+  echo "==> installing lipdub itself"
   quiet .venv/bin/python -m pip install -q --no-deps -e .
-  .venv/bin/python -m pip check
+  quiet .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi

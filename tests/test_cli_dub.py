@@ -265,6 +265,25 @@ def test_bad_inputs_are_refused_before_any_model_loads(tmp_path: Path,
         assert loaded == [], f"{loaded} imported before the input was checked"
 
 
+def test_a_dub_prints_only_our_own_lines(tmp_path: Path, talking_clip: Path,
+                                        short_voice: Path) -> None:
+    """MediaPipe's and TensorFlow Lite's native start-up lines are not shown (they are with
+    --verbose, which shows the filter is what hides them); progress and summary are."""
+    lipdub = Path(sys.executable).with_name("lipdub")
+    said = {}
+    for flags in ([], ["--verbose"]):
+        done = subprocess.run(
+            [str(lipdub), *flags, "dub", "--video", str(talking_clip), "--audio",
+             str(short_voice), "--output", str(tmp_path / f"out{len(flags)}.mp4"), "--engine",
+             "warp"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        said[bool(flags)] = done.stderr
+    noise = ("W0000", "I0000", "TensorFlow Lite", "absl::", "inference_feedback_manager")
+    assert not [line for line in said[False].splitlines() if any(n in line for n in noise)]
+    assert "lip-sync" in said[False]  # our progress is there
+    assert any(n in said[True] for n in noise)  # and what was hidden is real
+
+
 def test_demo_inputs_are_real_speech_like_media(tmp_path: Path) -> None:
     from lipdub.demo import make_demo_inputs
 

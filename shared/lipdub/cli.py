@@ -28,6 +28,16 @@ console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
+@app.callback()
+def options(verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Also show third-party libraries' native log lines (MediaPipe, "
+        "TensorFlow Lite), which are hidden by default.")] = False) -> None:
+    if verbose:
+        from lipdub.quiet import show_native_logs
+
+        show_native_logs()
+
+
 class RichProgress:
     """ProgressSink drawn as one bar per stage."""
 
@@ -336,6 +346,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 
 def main() -> None:
+    from lipdub.quiet import filter_native_stderr
+
+    filter_native_stderr()  # MediaPipe/TFLite start-up lines: not ours (--verbose shows)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         app()
