@@ -13,6 +13,7 @@ from lipdub.config import Settings, get_settings
 from lipdub.db.session import upgrade
 from lipdub.jobs.manifest import MAX_MANIFEST_BYTES
 from lipdub_gateway.body_limit import BodyLimit
+from lipdub_gateway.docs import documented_app
 from lipdub_gateway.errors import install_error_handlers
 from lipdub_gateway.metrics import RequestTimer
 from lipdub_gateway.routes import batches, health, identities, jobs, uploads
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
         if state.executor is not None:
             state.executor.stop()
 
-    app = FastAPI(title="LipDub", version="1", lifespan=lifespan)
+    app = documented_app(title="LipDub", version="1", lifespan=lifespan)  # docs offline
     app.state.gateway = state
     install_error_handlers(app)
 
