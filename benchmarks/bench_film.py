@@ -63,6 +63,8 @@ def make_film(folder: Path, seconds: float, height: int) -> tuple[Path, Path]:
 CHILD = """
 import sys, time
 from pathlib import Path
+from lipdub.memory import limit_malloc_arenas
+limit_malloc_arenas()  # as a worker process does
 from lipdub.engines.warp.engine import WarpEngine
 from lipdub.segments import dub_in_segments
 folder = Path(sys.argv[3])

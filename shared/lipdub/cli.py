@@ -346,8 +346,10 @@ def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
 
 
 def main() -> None:
+    from lipdub.memory import limit_malloc_arenas
     from lipdub.quiet import filter_native_stderr
 
+    limit_malloc_arenas()  # before any thread: a long render's memory stays flat
     filter_native_stderr()  # MediaPipe/TFLite start-up lines: not ours (--verbose shows)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -26,6 +26,7 @@ from lipdub.media.decode import iter_frames, iter_frames_looped
 from lipdub.media.encode import AUDIO_RATE, DubWriter
 from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_video
+from lipdub.memory import release_free_memory
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
 from lipdub.sync import SyncMode, SyncPlan, plan_sync
 
@@ -127,8 +128,11 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
     with clock.time("probe"):
         info = check_dub_files(video, audio, output)
     engine.load_study_state(analysis.study)
-    return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
-                       progress, restorer, started, span)
+    try:
+        return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
+                           progress, restorer, started, span)
+    finally:
+        release_free_memory()  # a worker renders segment after segment: stay flat
 
 
 def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngine,

@@ -25,6 +25,7 @@ from lipdub.jobs.dubbing import dub_stages
 from lipdub.jobs.faults import TransientFault
 from lipdub.jobs.identities import identity_training_stages
 from lipdub.jobs.notify import delivered
+from lipdub.memory import limit_malloc_arenas
 
 RUN_JOB = "lipdub.run_job"
 NOTIFY = "lipdub.notify"
@@ -36,6 +37,7 @@ settings = get_settings()
 # Every stage of every kind of job (a task each, so each can be routed to its own queue).
 STAGES = [stage.name for stage in dub_stages(settings, lambda _video, _audio: None)
           + identity_training_stages(0, 0, "cpu")]
+limit_malloc_arenas()  # before the pool's threads: renders segment after segment
 app = Celery("lipdub", broker=settings.broker_url)
 app.conf.update(
     task_acks_late=True,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lipdub.errors import BadOptionError
-from lipdub.faces.detect import Detection, iou
+from lipdub.faces.boxes import Detection, iou
 
 
 @dataclass(frozen=True)

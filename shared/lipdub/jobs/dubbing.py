@@ -20,8 +20,8 @@ import time
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from lipdub.analysis_io import load_analysis, save_analysis
 from lipdub.config import Settings, get_settings
 from lipdub.engines.registry import analysis_engine, build_engine, resolve_engine_name
 from lipdub.faces.select import FaceSelector
@@ -31,16 +31,23 @@ from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
 from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
 from lipdub.media.probe import probe_audio, probe_video
-from lipdub.pipeline import Span, analyse_video, dub, render_video
 from lipdub.progress import ProgressSink
-from lipdub.segments import join_segments, plan_for
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode
+
+if TYPE_CHECKING:
+        from lipdub.pipeline import Span
+
+# The media work (pipeline, segments, analysis files; the face models and torch behind
+# them) is imported by the stages that run it: the gateway builds job plans from this
+# module and must start without them.
 
 
 def dub_file(video: Path, audio: Path, output: Path, options: dict,
              progress: ProgressSink, restorer=None) -> dict:  # noqa: ANN001 - Restorer
     """A whole dub in one call (the same core the CLI uses)."""
+    from lipdub.pipeline import dub
+
     settings = get_settings()
     with closing(_engine(settings, options)) as engine:
         report = dub(video, audio, output, engine, _sync(options), _face(options),
@@ -120,6 +127,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.progress.finish("fetch")
 
     def faces(ctx: WorkContext) -> None:
+        from lipdub.analysis_io import save_analysis
+        from lipdub.pipeline import analyse_video
+
         video = ctx.local(ctx.work["video"])
         with closing(analysis_engine(engine_of(ctx))) as engine:
             analysis = analyse_video(video, engine, _face(ctx.job.options),
@@ -149,6 +159,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.work["restorer"] = ctx.keep(trained.path / "restorer.pt", "restorer.pt")
 
     def render(ctx: WorkContext, output: Path, span: Span | None = None):  # noqa: ANN202
+        from lipdub.analysis_io import load_analysis
+        from lipdub.pipeline import render_video
+
         options = ctx.job.options
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
@@ -168,6 +181,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         """A film longer than a segment runs in segments on any number of workers; each
         writes its picture under a key the job owns from now on (removed whatever
         happens)."""
+        from lipdub.analysis_io import load_analysis
+        from lipdub.segments import plan_for
+
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
         _, _, planned = plan_for(video, audio, analysis, _sync(ctx.job.options),
@@ -184,12 +200,16 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         return specs
 
     def segment(ctx: WorkContext, spec: dict) -> dict:
+        from lipdub.pipeline import Span
+
         output = ctx.folder / "segment.mp4"
         report = render(ctx, output, Span(range(spec["start"], spec["stop"])))
         ctx.store.put_file(spec["key"], output)
         return {"key": spec["key"], "stop": spec["stop"], "timings": _timings(report)}
 
     def lip_sync(ctx: WorkContext) -> None:
+        from lipdub.segments import join_segments
+
         output = ctx.folder / "render.mp4"
         if ctx.parts is None:
             timings = _timings(render(ctx, output))

@@ -15,7 +15,7 @@ from lipdub.db.models import Identity
 from lipdub.errors import InputNotFoundError
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult
 from lipdub.restore.gate import rejection, skipped_warning
-from lipdub.restore.identity import IdentityStore, check_name
+from lipdub.restore.names import check_name
 from lipdub.storage import ObjectStore, tenant_key
 
 TRAIN_KIND = "identity.train"
@@ -66,6 +66,8 @@ def identity_training_stages(train_steps: int, restore_batch_size: int,
             paths.append(ctx.fetch(uri, f"video{n}"))
             ctx.progress.advance("fetch")
         steps = int(options.get("steps") or train_steps)
+        from lipdub.restore.identity import IdentityStore
+
         local = IdentityStore(ctx.folder / "identities")
         trained = train_identity(
             paths, name, local, TrainConfig(steps=steps, batch_size=restore_batch_size,

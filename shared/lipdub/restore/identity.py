@@ -10,26 +10,15 @@ A version is written into a temporary folder and renamed into place only when co
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lipdub.errors import BadOptionError, InputNotFoundError
+from lipdub.errors import InputNotFoundError
 from lipdub.restore.gate import Evaluation, rejection
 from lipdub.restore.model import SOVQAE, load_sovqae, save_sovqae
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
-def check_name(name: str) -> str:
-    if not _NAME.match(name):
-        raise BadOptionError(
-            f"Identity name '{name}' is not allowed.",
-            "Use 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit.",
-        )
-    return name
+from lipdub.restore.names import check_name
 
 
 @dataclass(frozen=True)
