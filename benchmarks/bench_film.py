@@ -40,8 +40,10 @@ def make_film(folder: Path, seconds: float, height: int) -> tuple[Path, Path]:
     an hour of face rendering; the voice is generated whole."""
     width = height * 16 // 9
     voice = folder / f"voice-{seconds:.0f}s.wav"
-    write_wav(str(voice), speech_like(SpeechSpec(seconds=seconds, seed=8)))
     film = folder / f"film-{seconds:.0f}s-{height}p.mp4"
+    if film.exists() and voice.exists():  # made for an earlier length of this run
+        return film, voice
+    write_wav(str(voice), speech_like(SpeechSpec(seconds=seconds, seed=8)))
     if seconds > TILE_SECONDS:
         minute, _ = make_film(folder, TILE_SECONDS, height)
         repeats = int(np.ceil(seconds / TILE_SECONDS))
