@@ -35,12 +35,11 @@ from lipdub.progress import ProgressSink
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode
 
-if TYPE_CHECKING:
-        from lipdub.pipeline import Span
-
 # The media work (pipeline, segments, analysis files; the face models and torch behind
 # them) is imported by the stages that run it: the gateway builds job plans from this
 # module and must start without them.
+if TYPE_CHECKING:
+    from lipdub.pipeline import Span
 
 
 def dub_file(video: Path, audio: Path, output: Path, options: dict,
