@@ -10,7 +10,7 @@ import pytest
 
 from lipdub.audio.load import load_mono_16k
 from lipdub.audio.mel import mel_columns, mel_frame_count, wav2lip_mel
-from lipdub.audio.samples import count_samples, decoded_samples
+from lipdub.audio.samples import decoded_once, decoded_samples
 from lipdub.engines.warp.articulation import articulation_track
 from lipdub.errors import EmptyMediaError
 from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
@@ -29,7 +29,7 @@ def test_decoded_samples_equal_the_track_in_memory_and_are_removed_after(
         voice: Path, tmp_path: Path) -> None:
     whole = load_mono_16k(voice)
     with decoded_samples(voice, tmp_path) as samples:
-        assert len(samples) == len(whole) == count_samples(voice)
+        assert len(samples) == len(whole)
         assert np.array_equal(samples[:], whole)
         for a, b in [(0, 1), (12_345, 67_890), (len(whole) - 5, len(whole) + 100),
                      (-10, len(whole))]:
@@ -61,6 +61,25 @@ def test_a_track_with_no_audio_is_refused_and_leaves_nothing(tmp_path: Path) -> 
     with pytest.raises(EmptyMediaError, match="no usable audio"), \
             decoded_samples(empty, folder):
         pass
+    copy = folder / "empty-copy.wav"
+    copy.write_bytes(empty.read_bytes())
     with pytest.raises(EmptyMediaError, match="no usable audio"):
-        count_samples(empty)
-    assert list(folder.iterdir()) == []
+        decoded_once(copy)
+    assert list(folder.iterdir()) == [copy]  # no decoded file, not even a partial one
+
+
+def test_a_jobs_copy_of_the_track_is_decoded_once_and_reused(
+        voice: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    copy = tmp_path / "voice.wav"
+    copy.write_bytes(voice.read_bytes())
+    first = decoded_once(copy)
+    assert np.array_equal(first[:], load_mono_16k(voice))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["voice.wav", "voice.wav.16k.f32"]
+
+    def no_decoding(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("decoded a second time")
+
+    monkeypatch.setattr("lipdub.audio.samples.iter_audio", no_decoding)
+    again = decoded_once(copy)  # a second segment on this worker: the file as it is
+    assert again.path == first.path and len(again) == len(first)
+    assert np.array_equal(again[1_000:2_000], first[1_000:2_000])

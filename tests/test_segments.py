@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lipdub.audio.samples import decoded_samples
 from lipdub.engines.warp.engine import WarpEngine
 from lipdub.media.probe import probe_video
 from lipdub.pipeline import analyse_video, dub
@@ -57,7 +58,9 @@ def test_segments_follow_shots_and_cut_inside_only_a_long_shot(film) -> None:  #
     engine = WarpEngine()
     analysis = analyse_video(clip, engine)
     engine.close()
-    info, plan, segments = plan_for(clip, voice, analysis, SyncMode.SILENCE, SEGMENT_SECONDS)
+    with decoded_samples(voice) as samples:
+        info, plan, segments = plan_for(clip, samples, analysis, SyncMode.SILENCE,
+                                        SEGMENT_SECONDS)
     boundaries = set(shot_boundaries(analysis.track, plan).tolist())
     assert len(boundaries) == len(SHOTS) - 1  # every cut found
     limit = round(SEGMENT_SECONDS * float(info.fps))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lipdub.audio.load import FEATURE_RATE, iter_audio
-from lipdub.audio.samples import decoded_samples
+from lipdub.audio.samples import Samples, decoded_samples
 from lipdub.composite import composite
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
@@ -118,10 +118,12 @@ def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None 
 def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                  analysis: Analysis, sync_mode: SyncMode = SyncMode.CUT_OFF,
                  progress: ProgressSink | None = None,
-                 restorer: Restorer | None = None, span: Span | None = None) -> DubReport:
+                 restorer: Restorer | None = None, span: Span | None = None,
+                 samples: Samples | None = None) -> DubReport:
     """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
     restoration, composite and encode stream together, frame batch by frame batch. With a
-    `span`, only that part of the output, picture only."""
+    `span`, only that part of the output, picture only. `samples`: the audio already
+    decoded (a film's segments share one decode)."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
@@ -130,7 +132,7 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
     engine.load_study_state(analysis.study)
     try:
         return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
-                           progress, restorer, started, span)
+                           progress, restorer, started, span, samples)
     finally:
         release_free_memory()  # a worker renders segment after segment: stay flat
 
@@ -138,11 +140,13 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
 def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngine,
                 analysis: Analysis, sync_mode: SyncMode, cache: DiskFrameCache | None,
                 clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
-                started: float, span: Span | None = None) -> DubReport:
+                started: float, span: Span | None = None,
+                samples: Samples | None = None) -> DubReport:
     with ExitStack() as stack:
-        with clock.time("audio"):
-            # On disk, read a slice at a time: a film's whole track is never in memory.
-            samples = stack.enter_context(decoded_samples(audio))
+        if samples is None:
+            with clock.time("audio"):
+                # On disk, read a slice at a time: a film's track is never in memory.
+                samples = stack.enter_context(decoded_samples(audio))
         fps = float(info.fps)
         plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, fps, sync_mode)
         with clock.time("audio"):

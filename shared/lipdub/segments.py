@@ -21,7 +21,7 @@ import imageio_ffmpeg
 import numpy as np
 
 from lipdub.audio.load import FEATURE_RATE
-from lipdub.audio.samples import count_samples
+from lipdub.audio.samples import Samples, decoded_samples
 from lipdub.engines.base import LipSyncEngine
 from lipdub.errors import LipDubError
 from lipdub.faces.select import FaceSelector
@@ -109,11 +109,11 @@ def join_segments(parts: list[Path], audio: Path, frame_count: int, fps: Fractio
         listing.unlink(missing_ok=True)
 
 
-def plan_for(video: Path, audio: Path, analysis: Analysis, sync_mode: SyncMode,
+def plan_for(video: Path, samples: Samples, analysis: Analysis, sync_mode: SyncMode,
              max_seconds: float) -> tuple[VideoInfo, SyncPlan, list[Segment]]:
     """The output's frame plan and its segments, as every worker computes them alike."""
     info = probe_video(video)
-    seconds = count_samples(audio) / FEATURE_RATE
+    seconds = len(samples) / FEATURE_RATE
     plan = plan_sync(info.frame_count, seconds, float(info.fps), sync_mode)
     return info, plan, plan_segments(analysis.track, plan, info.fps, max_seconds)
 
@@ -128,13 +128,14 @@ def dub_in_segments(video: Path, audio: Path, output: Path,
     on another worker, then the join. Segment files go in `folder`."""
     with closing(make_engine()) as engine:
         analysis = analyse_video(video, engine, face, detect_every)
-    info, _, segments = plan_for(video, audio, analysis, sync_mode, max_seconds)
     parts = []
-    for segment in segments:
-        part = folder / f"segment-{segment.index:05d}.mp4"
-        with closing(make_engine()) as engine:
-            render_video(video, audio, part, engine, analysis, sync_mode, restorer=restorer,
-                         span=Span(segment.frames))
-        parts.append(part)
+    with decoded_samples(audio, folder) as samples:
+        info, _, segments = plan_for(video, samples, analysis, sync_mode, max_seconds)
+        for segment in segments:
+            part = folder / f"segment-{segment.index:05d}.mp4"
+            with closing(make_engine()) as engine:
+                render_video(video, audio, part, engine, analysis, sync_mode,
+                             restorer=restorer, span=Span(segment.frames), samples=samples)
+            parts.append(part)
     join_segments(parts, audio, segments[-1].stop, info.fps, output)
     return segments

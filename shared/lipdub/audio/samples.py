@@ -34,6 +34,11 @@ class SampleFile:
     def __init__(self, path: Path, count: int) -> None:
         self.path, self.count = path, count
 
+    @classmethod
+    def open(cls, path: Path) -> SampleFile:
+        """A file `decode_to` wrote."""
+        return cls(path, path.stat().st_size // 4)
+
     def __len__(self) -> int:
         return self.count
 
@@ -46,25 +51,37 @@ class SampleFile:
                                offset=start * 4)
 
 
-@contextmanager
-def decoded_samples(audio: Path | str, folder: Path | None = None) -> Iterator[SampleFile]:
-    """The audio track of `audio` decoded once to a temporary raw file (deleted after),
-    a chunk at a time. The same samples as load_mono_16k, bit for bit."""
-    fd, name = tempfile.mkstemp(prefix="lipdub-voice-", suffix=".f32", dir=folder)
-    path, count = Path(name), 0
+def decode_to(audio: Path | str, path: Path) -> SampleFile:
+    """The audio track of `audio` decoded to `path`, a chunk at a time; atomic (a reader
+    never finds half a track). The same samples as load_mono_16k, bit for bit."""
+    partial, count = path.with_name(f".{path.name}.partial"), 0
     try:
-        with os.fdopen(fd, "wb") as f:
+        with partial.open("wb") as f:
             for chunk in iter_audio(audio, FEATURE_RATE, "mono"):
                 np.ascontiguousarray(chunk[0], dtype=np.float32).tofile(f)
                 count += chunk.shape[1]
         check_enough_audio(audio, count)
-        yield SampleFile(path, count)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return SampleFile(path, count)
+
+
+def decoded_once(audio: Path) -> SampleFile:
+    """The track of a file this process owns (a job's local copy of its input), decoded
+    next to it the first time and reused after: a worker rendering many segments of one
+    film decodes its voice once, not once per segment."""
+    cached = audio.with_name(f"{audio.name}.16k.f32")
+    return SampleFile.open(cached) if cached.exists() else decode_to(audio, cached)
+
+
+@contextmanager
+def decoded_samples(audio: Path | str, folder: Path | None = None) -> Iterator[SampleFile]:
+    """The audio track of `audio` decoded to a temporary raw file, deleted after."""
+    fd, name = tempfile.mkstemp(prefix="lipdub-voice-", suffix=".f32", dir=folder)
+    os.close(fd)
+    path = Path(name)
+    try:
+        yield decode_to(audio, path)
     finally:
         path.unlink(missing_ok=True)
-
-
-def count_samples(audio: Path | str) -> int:
-    """How many 16 kHz samples the track decodes to, holding none of them."""
-    count = sum(chunk.shape[1] for chunk in iter_audio(audio, FEATURE_RATE, "mono"))
-    check_enough_audio(audio, count)
-    return count

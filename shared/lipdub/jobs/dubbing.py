@@ -159,6 +159,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
 
     def render(ctx: WorkContext, output: Path, span: Span | None = None):  # noqa: ANN202
         from lipdub.analysis_io import load_analysis
+        from lipdub.audio.samples import decoded_once
         from lipdub.pipeline import render_video
 
         options = ctx.job.options
@@ -172,7 +173,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             warnings += [skipped] if skipped else []
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
-                                  ctx.progress, restorer, span)
+                                  ctx.progress, restorer, span, decoded_once(audio))
         report.warnings += warnings
         return report
 
@@ -181,12 +182,13 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         writes its picture under a key the job owns from now on (removed whatever
         happens)."""
         from lipdub.analysis_io import load_analysis
+        from lipdub.audio.samples import decoded_once
         from lipdub.segments import plan_for
 
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
-        _, _, planned = plan_for(video, audio, analysis, _sync(ctx.job.options),
-                                 settings.segment_seconds)
+        _, _, planned = plan_for(video, decoded_once(audio), analysis,
+                                 _sync(ctx.job.options), settings.segment_seconds)
         if len(planned) < 2:
             return None  # short: rendered whole, with no segmenting overhead
         owned = ctx.work.setdefault("owned", [])
