@@ -29,6 +29,7 @@ from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.memory import release_free_memory
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
 from lipdub.sync import SyncMode, SyncPlan, plan_sync
+from lipdub.threads import pipeline_threads
 
 if TYPE_CHECKING:
     from lipdub.restore.stage import Restorer
@@ -143,6 +144,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngin
                 started: float, span: Span | None = None,
                 samples: Samples | None = None) -> DubReport:
     with ExitStack() as stack:
+        stack.enter_context(pipeline_threads())
         if samples is None:
             with clock.time("audio"):
                 # On disk, read a slice at a time: a film's track is never in memory.
@@ -185,7 +187,7 @@ def _analyse(
                 engine.study(i, rgb, padded)
         progress.advance("faces")
 
-    with clock.time("faces", frames=info.frame_count):
+    with pipeline_threads(), clock.time("faces", frames=info.frame_count):
         track = analyse_faces(iter_frames(info), info.frame_count, selector, detect_every,
                               on_frame=look)
     progress.finish("faces")

@@ -14,6 +14,7 @@ class CutDetector:
         self._previous: np.ndarray | None = None
 
     def is_cut(self, rgb: np.ndarray) -> bool:
+        """`rgb`: the frame, or a smaller copy of it (the thumbnail is all it needs)."""
         thumb = cv2.resize(rgb, (64, 36), interpolation=cv2.INTER_AREA)
         hsv = cv2.cvtColor(thumb, cv2.COLOR_RGB2HSV)
         hist = cv2.calcHist([hsv], [0, 1, 2], None, [8, 4, 4], [0, 180, 0, 256, 0, 256])

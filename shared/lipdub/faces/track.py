@@ -41,6 +41,16 @@ class FaceTrack:
         return starts
 
 
+def shrink(rgb: np.ndarray, width: int) -> np.ndarray:
+    """`rgb` halved while it stays at least `width` wide: OpenCV's 2x2 average is its fast
+    path (0.12 ms on a 720p frame, where a general area resize takes 1.5 ms), and the
+    analysis only needs small pictures."""
+    while rgb.shape[1] >= 2 * width:
+        rgb = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2),
+                         interpolation=cv2.INTER_AREA)
+    return rgb
+
+
 class _FlowTracker:
     """Moves a box with the median Lucas-Kanade motion of corner points inside it."""
 
@@ -48,27 +58,37 @@ class _FlowTracker:
         self._grey: np.ndarray | None = None
         self._scale = 1.0
 
-    def reset(self, rgb: np.ndarray) -> None:
-        self._grey = self._to_grey(rgb)
+    def reset(self, small: np.ndarray, full_width: int) -> None:
+        self._grey = self._to_grey(small, full_width)
 
-    def _to_grey(self, rgb: np.ndarray) -> np.ndarray:
-        self._scale = min(1.0, _FLOW_WIDTH / rgb.shape[1])
-        small = cv2.resize(rgb, None, fx=self._scale, fy=self._scale,
-                           interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    def _to_grey(self, small: np.ndarray, full_width: int) -> np.ndarray:
+        grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+        if grey.shape[1] > _FLOW_WIDTH:
+            height = round(grey.shape[0] * _FLOW_WIDTH / grey.shape[1])
+            grey = cv2.resize(grey, (_FLOW_WIDTH, height), interpolation=cv2.INTER_AREA)
+        self._scale = grey.shape[1] / full_width
+        return grey
 
-    def step(self, rgb: np.ndarray, box: np.ndarray) -> np.ndarray | None:
-        grey = self._to_grey(rgb)
+    def step(self, small: np.ndarray, full_width: int, box: np.ndarray) -> np.ndarray | None:
+        grey = self._to_grey(small, full_width)
         previous, self._grey = self._grey, grey
         if previous is None:
             return None
         s = self._scale
-        x0, y0, x1, y1 = (box * s).astype(int)
-        mask = np.zeros_like(previous)
-        mask[max(0, y0) : max(0, y1), max(0, x0) : max(0, x1)] = 255
-        points = cv2.goodFeaturesToTrack(previous, 40, 0.01, 3, mask=mask)
+        height, width = previous.shape
+        x0, y0, x1, y1 = np.clip((box * s).astype(int), 0, [width, height, width, height])
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return box
+        # Corners searched near the box only (3 px of context for the corner measure):
+        # the same corners as over the whole masked frame, for a fraction of the work.
+        a0, b0 = max(0, x0 - 3), max(0, y0 - 3)
+        near = previous[b0 : min(height, y1 + 3), a0 : min(width, x1 + 3)]
+        mask = np.zeros_like(near)
+        mask[y0 - b0 : y1 - b0, x0 - a0 : x1 - a0] = 255
+        points = cv2.goodFeaturesToTrack(near, 40, 0.01, 3, mask=mask)
         if points is None or len(points) < 4:
             return box
+        points = points + np.array([a0, b0], dtype=np.float32)
         moved, status, _ = cv2.calcOpticalFlowPyrLK(previous, grey, points, None,
                                                     winSize=(15, 15), maxLevel=2)
         ok = status.reshape(-1) == 1
@@ -101,13 +121,15 @@ def analyse_faces(
             if i >= frame_count:
                 break
             size = rgb.shape[:2]
-            new_shot = cuts.is_cut(rgb)
+            small = shrink(rgb, _FLOW_WIDTH)  # what cut detection and flow look at
+            new_shot = cuts.is_cut(small)
             if new_shot:
                 shot += 1
                 current = None
-                flow.reset(rgb)
+                flow.reset(small, size[1])
             shots[i] = shot
-            tracked = flow.step(rgb, current) if current is not None and not new_shot else None
+            tracked = (flow.step(small, size[1], current)
+                       if current is not None and not new_shot else None)
             if new_shot or current is None or i - last_detect >= detect_every or tracked is None:
                 detections = detector.detect(rgb)
                 most_faces = max(most_faces, len(detections))

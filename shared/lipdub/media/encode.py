@@ -81,6 +81,9 @@ class DubWriter:
         self._video.height = height + self._pad[0]
         self._video.pix_fmt = "yuv420p"
         self._video.options = {"crf": str(crf), "preset": preset}
+        # Frame threads: x264 encodes while the caller prepares the next frames (slice
+        # threads, PyAV's default, make each call wait): 200 720p frames 1.59 -> 1.33 s.
+        self._video.thread_type = "FRAME"
         self._video.codec_context.time_base = Fraction(1) / fps
         self._audio = None
         self._audio_chunks = audio_chunks
