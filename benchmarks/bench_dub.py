@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,39 +31,87 @@ def make_inputs(folder: Path, seconds: float) -> tuple[Path, Path]:
     return video, audio
 
 
-def child(video: Path, audio: Path, engine_name: str, checkpoint: str | None) -> None:
-    """Runs inside the measured process: one dub, then its figures as JSON."""
-    import torch
+def process_age_s() -> float:
+    """Seconds since this process started (interpreter start-up and imports included)."""
+    ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+    uptime = float(Path("/proc/uptime").read_text().split()[0])
+    return uptime - ticks / os.sysconf("SC_CLK_TCK")
 
-    from lipdub.engines.registry import build_engine
-    from lipdub.pipeline import dub
 
-    torch.set_num_threads(2)
-    engine = build_engine(engine_name, Path(checkpoint) if checkpoint else None)
+class FirstFrame:
+    """A ProgressSink that notes when the first frame was analysed."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def start(self, stage: str, total: int) -> None: ...
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        if self.seconds is None:
+            self.seconds = process_age_s()
+
+    def finish(self, stage: str) -> None: ...
+
+
+def child(video: Path, audio: Path, engine_name: str, checkpoint: str | None,
+          cpu_runtime: str) -> None:
+    """Runs inside the measured process: what `lipdub dub` does (its imports, the input
+    check before any model loads, the engine, the dub), then its figures as JSON."""
+    import lipdub.cli  # noqa: F401 - the command line's own import cost
+    from lipdub.media.checks import check_dub_files
+
     with tempfile.TemporaryDirectory() as tmp:
-        report = dub(video, audio, Path(tmp) / "out.mp4", engine)
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        output = Path(tmp) / "out.mp4"
+        check_dub_files(video, audio, output)
+        from lipdub.engines.registry import build_engine
+        from lipdub.pipeline import dub
+
+        engine = build_engine(engine_name, Path(checkpoint) if checkpoint else None,
+                              cpu_runtime=cpu_runtime)
+        first = FirstFrame()
+        report = dub(video, audio, output, engine, progress=first)
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent.
+    peak_kib = next(int(line.split()[1])
+                    for line in Path("/proc/self/status").read_text().splitlines()
+                    if line.startswith("VmHWM"))
     print(json.dumps({
         "frames": report.output_frames,
         "seconds": report.seconds_total,
+        "first_frame_s": first.seconds,
         "stages": {k: {"seconds": v.seconds, "frames": v.frames}
                    for k, v in report.stages.items()},
         "peak_rss_mib": peak_kib / 1024,
     }))
 
 
-def measure(video: Path, audio: Path, engine: str, checkpoint: str | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(video), str(audio), "--engine", engine]
+def measure(video: Path, audio: Path, engine: str, checkpoint: str | None,
+            cpu_runtime: str = "auto") -> dict:
+    cmd = [sys.executable, __file__, "--child", str(video), str(audio), "--engine", engine,
+           "--cpu-runtime", cpu_runtime]
     if checkpoint:
         cmd += ["--checkpoint", checkpoint]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     return json.loads(out.strip().splitlines()[-1])
 
 
+def random_checkpoint(folder: Path) -> Path:
+    """Wav2Lip with random weights: the released network's compute, none of its weights."""
+    import torch
+
+    from lipdub.models.wav2lip import Wav2Lip, save_wav2lip_checkpoint
+
+    path = folder / "wav2lip_random.pth"
+    if not path.exists():
+        torch.manual_seed(0)
+        save_wav2lip_checkpoint(Wav2Lip(), path)
+    return path
+
+
 def show(label: str, result: dict) -> None:
     print(f"\n{label}: {result['frames']} frames in {result['seconds']:.1f} s = "
           f"{result['frames'] / result['seconds']:.1f} frames/s end to end, "
-          f"peak RSS {result['peak_rss_mib']:.0f} MiB")
+          f"peak RSS {result['peak_rss_mib']:.0f} MiB, first frame analysed "
+          f"{result['first_frame_s']:.2f} s after the process started")
     for name, stage in result["stages"].items():
         fps = stage["frames"] / stage["seconds"] if stage["frames"] and stage["seconds"] else 0
         print(f"  {name:<10} {stage['seconds']:7.2f} s  " + (f"{fps:7.1f} frames/s" if fps
@@ -77,23 +125,19 @@ def main() -> None:
     parser.add_argument("--longer", type=float, default=10.0,
                         help="also run a clip this many times longer (memory must stay flat)")
     parser.add_argument("--checkpoint", default=None)
+    parser.add_argument("--cpu-runtime", default="auto",
+                        help="auto | torch | torch-bf16 | onnxruntime (wav2lip on CPU)")
     parser.add_argument("--work", type=Path, default=Path("out/bench"))
     parser.add_argument("--child", nargs=2, type=Path)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.engine, args.checkpoint)
+        child(args.child[0], args.child[1], args.engine, args.checkpoint, args.cpu_runtime)
         return
 
     args.work.mkdir(parents=True, exist_ok=True)
     checkpoint = args.checkpoint
     if args.engine == "wav2lip" and checkpoint is None:
-        import torch
-
-        from lipdub.models.wav2lip import Wav2Lip, save_wav2lip_checkpoint
-
-        torch.manual_seed(0)
-        checkpoint = str(args.work / "wav2lip_random.pth")
-        save_wav2lip_checkpoint(Wav2Lip(), Path(checkpoint))
+        checkpoint = str(random_checkpoint(args.work))
         print("wav2lip with random weights (same compute as the released ones)")
     print(f"machine: {platform.processor() or platform.machine()}, "
           f"{len(__import__('os').sched_getaffinity(0))} cores, python {platform.python_version()}")
@@ -104,7 +148,7 @@ def main() -> None:
         video, audio = make_inputs(args.work, seconds)
         print(f"\ninput {video.name}: 1280x720 @ 25 fps, {seconds:g} s "
               f"(made in {time.perf_counter() - started:.0f} s)")
-        results.append(measure(video, audio, args.engine, checkpoint))
+        results.append(measure(video, audio, args.engine, checkpoint, args.cpu_runtime))
         show(f"{args.engine}, {seconds:g} s clip", results[-1])
     if len(results) == 2:
         a, b = results

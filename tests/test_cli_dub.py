@@ -156,6 +156,8 @@ def test_bad_inputs_fail_with_one_clear_sentence_and_leave_nothing(
         (["--engine", "wav2lip", "--wav2lip-checkpoint", str(bad_weights)],
          "is not a PyTorch checkpoint"),
         (["--engine", "wav2lip"], "needs the Wav2Lip weights"),
+        (["--engine", "wav2lip", "--wav2lip-checkpoint", str(bad_weights),
+          "--cpu-runtime", "fastest"], "CPU runtime 'fastest' is not known"),
         (["--output", str(tmp_path / "no" / "such" / "dir" / "o.mp4")], "does not exist"),
         (["--output", str(tmp_path)], "is a directory"),
         (["--face", "nobody"], "--face 'nobody' is not understood"),

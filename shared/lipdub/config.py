@@ -17,6 +17,12 @@ class Settings(BaseSettings):
     # "auto" picks CUDA when torch sees it, else CPU.
     device: str = "auto"
     wav2lip_batch_size: int = 16
+    # How a local CPU runs Wav2Lip: "auto" (bfloat16 where the CPU has it natively, twice
+    # float32's speed; else float32), "torch", "torch-bf16", "onnxruntime".
+    cpu_runtime: str = "auto"
+    # Files made from the operator's models on this machine (the onnxruntime runtime's
+    # export of Wav2Lip, made once per checkpoint).
+    model_cache_dir: Path = Path.home() / ".lipdub" / "cache"
     # Where the models run: "local" (this process), or a model server holding the weights:
     # "triton://host:8001" (gRPC), "triton+http://host:8000", "ray+http://host:8000".
     inference: str = "local"

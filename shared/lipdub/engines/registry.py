@@ -30,16 +30,20 @@ def resolve_engine_name(name: str, wav2lip_checkpoint: Path | None,
 
 def build_engine(
     name: str, wav2lip_checkpoint: Path | None, device: str = "auto", batch_size: int = 16,
-    inference: str = LOCAL, served_wav2lip: str = "wav2lip",
+    inference: str = LOCAL, served_wav2lip: str = "wav2lip", cpu_runtime: str = "auto",
+    model_cache: Path | None = None,
 ) -> LipSyncEngine:
     """`inference`: where the model runs (LIPDUB_INFERENCE: local, or a model server);
-    `served_wav2lip`: which of the server's models runs it."""
+    `served_wav2lip`: which of the server's models runs it; `cpu_runtime`: how this
+    process runs it on a CPU (lipdub.inference.runtimes.CpuRuntime); `model_cache`: where
+    files made from the weights are kept (LIPDUB_MODEL_CACHE_DIR by default)."""
     resolved = resolve_engine_name(name, wav2lip_checkpoint, inference)
     if resolved == "wav2lip":
         from lipdub.engines.wav2lip import Wav2LipEngine
         from lipdub.inference.backends import wav2lip_predictor
 
-        predictor = wav2lip_predictor(inference, wav2lip_checkpoint, device, served_wav2lip)
+        predictor = wav2lip_predictor(inference, wav2lip_checkpoint, device, served_wav2lip,
+                                      cpu_runtime, model_cache)
         return Wav2LipEngine(predictor, batch_size=batch_size)
     from lipdub.engines.warp.engine import WarpEngine
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import cv2
 import numpy as np
 
@@ -9,7 +11,9 @@ from lipdub.audio.mel import mel_columns, mel_frame_count, mel_window, mel_windo
 from lipdub.audio.samples import Samples
 from lipdub.composite import feathered_lower_face_mask
 from lipdub.engines.base import FaceCrop, MouthPatch
-from lipdub.inference.local import Predictor
+
+if TYPE_CHECKING:  # the module itself is torch-free: the model loads beside the analysis
+    from lipdub.inference.local import Predictor
 
 SIZE = 96
 MEL_WIDTH = 16  # mel columns (0.2 s) per video frame
@@ -43,7 +47,11 @@ class Wav2LipEngine:
         return np.stack([span[:, s - first : s - first + MEL_WIDTH] for s in starts])
 
     def study(self, frame_index: int, rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
-        return None
+        # A model that loads beside the analysis pass starts loading now (and reports
+        # a failed load at once, not when a film's analysis ends).
+        start = getattr(self.predictor, "start", None)
+        if start is not None:
+            start()
 
     def study_state(self) -> None:
         return None  # Wav2Lip needs nothing from the analysis pass
@@ -55,6 +63,9 @@ class Wav2LipEngine:
         return None  # the predictor is the model's owner
 
     def render(self, crops: list[FaceCrop]) -> list[MouthPatch]:
+        loaded = getattr(self.predictor, "loaded", None)
+        if loaded is not None:
+            loaded()  # a model that failed to load fails the dub, even one with no face
         if not crops:
             return []
         faces = np.stack([

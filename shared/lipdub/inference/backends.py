@@ -46,19 +46,40 @@ def remote_predictor(spec: str, contract: ModelContract = WAV2LIP,
 
 
 def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str,
-                      served: str = WAV2LIP.name) -> Predictor:
+                      served: str = WAV2LIP.name, cpu_runtime: str = "auto",
+                      model_cache: Path | None = None) -> Predictor:
     """`served`: the repository model that runs Wav2Lip on a server (WAV2LIP or its ONNX
-    twin: the same tensors)."""
+    twin: the same tensors); `cpu_runtime`: how a local CPU runs it (CpuRuntime);
+    `model_cache`: where files made from the checkpoint are kept."""
     if is_remote(spec):
         if served not in CONTRACTS:
             raise InferenceFailedError(f"LIPDUB_SERVED_WAV2LIP='{served}' is not a served "
                                        "Wav2Lip model.", f"Use one of {sorted(CONTRACTS)}.")
         return remote_predictor(spec, CONTRACTS[served])
-    from lipdub.inference.local import LocalPredictor
-    from lipdub.models.wav2lip import load_wav2lip_checkpoint
+    from lipdub.config import Settings
+    from lipdub.inference.background import BackgroundPredictor
+    from lipdub.inference.runtimes import CpuRuntime, parse_cpu_runtime
+    from lipdub.models.files import require_file
 
     assert checkpoint is not None
-    return LocalPredictor(load_wav2lip_checkpoint(checkpoint), device)
+    # Fail now on what can be checked without loading anything; the rest loads beside
+    # the analysis pass.
+    requested = parse_cpu_runtime(cpu_runtime)
+    require_file(checkpoint, "Wav2Lip checkpoint",
+                 "Pass --wav2lip-checkpoint with the path of wav2lip.pth or wav2lip_gan.pth.")
+
+    def load() -> Predictor:
+        from lipdub.inference.local import LocalPredictor, pick_device, resolve_cpu_runtime
+        from lipdub.models.wav2lip import load_wav2lip_checkpoint
+
+        runtime = resolve_cpu_runtime(requested)
+        if runtime is CpuRuntime.ONNXRUNTIME and pick_device(device) == "cpu":
+            from lipdub.inference.onnx_local import OnnxPredictor
+
+            return OnnxPredictor(checkpoint, model_cache or Settings().model_cache_dir)
+        return LocalPredictor(load_wav2lip_checkpoint(checkpoint), device, runtime)
+
+    return BackgroundPredictor(load)
 
 
 def sovqae_restorer(spec: str, model: SOVQAE, device: str, batch_size: int,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import numpy as np
 import torch
+
+from lipdub.inference.runtimes import CpuRuntime
 
 # (mel (B,1,80,16), faces (B,6,96,96)) float32 -> (B,3,96,96) float32 in [0, 1]
 Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -15,6 +18,20 @@ def pick_device(requested: str = "auto") -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def native_bf16() -> bool:
+    """The CPU has bfloat16 instructions (AVX512-BF16 or AMX): elsewhere oneDNN emulates
+    them, slower than float32."""
+    return bool(torch.backends.mkldnn.is_available()
+                and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def resolve_cpu_runtime(runtime: CpuRuntime) -> CpuRuntime:
+    """`auto` made concrete for this CPU."""
+    if runtime is CpuRuntime.AUTO:
+        return CpuRuntime.TORCH_BF16 if native_bf16() else CpuRuntime.TORCH
+    return runtime
 
 
 def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
@@ -34,8 +51,10 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
 
 
 class LocalPredictor:
-    def __init__(self, model: torch.nn.Module, device: str = "auto") -> None:
+    def __init__(self, model: torch.nn.Module, device: str = "auto",
+                 runtime: CpuRuntime = CpuRuntime.TORCH) -> None:
         self.device = pick_device(device)
+        self._bf16 = self.device == "cpu" and runtime is CpuRuntime.TORCH_BF16
         self.model = fold_batchnorm(model.eval()).to(self.device)
         if self.device == "cpu":
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -50,4 +69,7 @@ class LocalPredictor:
         f = torch.from_numpy(faces).to(self.device, dtype)
         if self.device == "cpu":
             f = f.contiguous(memory_format=torch.channels_last)
-        return self.model(m, f).float().cpu().numpy()
+        bf16 = (torch.autocast("cpu", dtype=torch.bfloat16) if self._bf16
+                else contextlib.nullcontext())
+        with bf16:
+            return self.model(m, f).float().cpu().numpy()

@@ -56,7 +56,8 @@ def dub_file(video: Path, audio: Path, output: Path, options: dict,
 
 def _engine(s: Settings, options: dict):  # noqa: ANN202 - LipSyncEngine
     return build_engine(options.get("engine", "auto"), s.wav2lip_checkpoint, s.device,
-                        s.wav2lip_batch_size, s.inference, s.served_wav2lip)
+                        s.wav2lip_batch_size, s.inference, s.served_wav2lip, s.cpu_runtime,
+                        s.model_cache_dir)
 
 
 def _sync(options: dict) -> SyncMode:

@@ -11,7 +11,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from lipdub.errors import BadCheckpointError, InputNotFoundError
+from lipdub.errors import BadCheckpointError
+from lipdub.models.files import require_file
 from lipdub.models.layers import Conv2d, Conv2dTranspose, residual
 
 
@@ -99,12 +100,9 @@ def save_wav2lip_checkpoint(model: Wav2Lip, path: Path) -> None:
 
 def load_wav2lip_checkpoint(path: Path | str, device: str = "cpu") -> Wav2Lip:
     """Load a released Wav2Lip generator checkpoint unchanged; returns the model in eval mode."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputNotFoundError(
-            f"Wav2Lip checkpoint '{path}' does not exist.",
-            "Pass --wav2lip-checkpoint with the path of wav2lip.pth or wav2lip_gan.pth.",
-        )
+    path = require_file(Path(path), "Wav2Lip checkpoint",
+                        "Pass --wav2lip-checkpoint with the path of wav2lip.pth or "
+                        "wav2lip_gan.pth.")
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for non-checkpoints

@@ -1,0 +1,26 @@
+"""How the local backend may run Wav2Lip on a CPU: the names users pick (torch-free, so an
+unknown name fails before anything heavy loads). CUDA always runs float16."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from lipdub.errors import BadOptionError
+
+
+class CpuRuntime(StrEnum):
+    """Measured on a 2-core AVX512-BF16 machine, the network alone at batch 8
+    (benchmarks/RESULTS.md): torch 23.5 frames/s, onnxruntime 24.6, torch-bf16 48.6."""
+
+    AUTO = "auto"  # torch-bf16 where the CPU computes bfloat16 natively, else torch
+    TORCH = "torch"  # float32
+    TORCH_BF16 = "torch-bf16"  # bfloat16 autocast, float32 accumulation
+    ONNXRUNTIME = "onnxruntime"  # float32; the model exported to ONNX once, then cached
+
+
+def parse_cpu_runtime(name: str) -> CpuRuntime:
+    try:
+        return CpuRuntime(name)
+    except ValueError:
+        raise BadOptionError(f"CPU runtime '{name}' is not known.",
+                             f"Use one of: {', '.join(r.value for r in CpuRuntime)}.") from None
