@@ -218,7 +218,9 @@ def test_a_whole_dub_through_triton_equals_the_local_dub(triton: TritonServer,
     """Wav2Lip and the identity restorer both run on the server."""
     outputs = {}
     for backend in ("local", f"triton://{triton.grpc_url}"):
-        engine = build_engine("wav2lip", random_wav2lip_checkpoint, "cpu", 16, backend)
+        # float32 locally, as the server computes it (auto would pick bfloat16 here)
+        engine = build_engine("wav2lip", random_wav2lip_checkpoint, "cpu", 16, backend,
+                              cpu_runtime="torch")
         restorer = sovqae_restorer(backend, small_sovqae(30), "cpu", 16, resident=4)
         out = tmp_path / f"{backend.split(':')[0]}.mp4"
         dub(talking_clip, short_voice, out, engine, restorer=restorer)
