@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,7 +17,28 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 warnings.filterwarnings("ignore", message="SymbolDatabase.GetPrototype")
 
-from mediapipe.python.solutions import face_detection, face_mesh  # noqa: E402
+
+
+@contextlib.contextmanager
+def _no_matplotlib() -> Iterator[None]:
+    """MediaPipe's package import loads matplotlib (0.3 s, a fifth of a dub's start-up) for
+    a 3-D plotting helper LipDub never calls: while it imports, matplotlib is an empty
+    placeholder, removed after (a later real import of matplotlib is unaffected)."""
+    placeholders = {name: types.ModuleType(name) for name in ("matplotlib", "matplotlib.pyplot")
+                    if name not in sys.modules}
+    if len(placeholders) == 2:
+        placeholders["matplotlib"].pyplot = placeholders["matplotlib.pyplot"]
+    sys.modules.update(placeholders)
+    try:
+        yield
+    finally:
+        for name, placeholder in placeholders.items():
+            if sys.modules.get(name) is placeholder:
+                del sys.modules[name]
+
+
+with _no_matplotlib():
+    from mediapipe.python.solutions import face_detection, face_mesh  # noqa: E402
 
 
 @contextlib.contextmanager
