@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lipdub.audio.samples import decoded_samples
+from lipdub.casting import line_activity, propose_cast
 from lipdub.faces.people import People, track_people
 from lipdub.faces.speaking import Speaking, loudness, mouth_openness, who_speaks
 from lipdub.media.decode import iter_frames
@@ -91,3 +92,26 @@ def test_a_frame_with_nobody_on_screen_has_no_speaker(tmp_path: Path) -> None:
     assert (speaking.speaker == -1).all() and speaking.speech.all()
     nobody = who_speaks(np.zeros((0, 50), np.float32), level, 25.0)
     assert (nobody.speaker == -1).all()
+
+
+def test_each_face_is_cast_as_the_character_whose_line_it_speaks(
+        dialogue: Dialogue, analysed: tuple[People, Speaking]) -> None:
+    people, speaking = analysed
+    fps = float(DialogueSpec().fps)
+    frames = len(people.shot)
+    lines = {name: line_activity(stem, fps, frames)
+             for name, stem in zip(("anna", "ben"), dialogue.lines, strict=True)}
+    cast = propose_cast(people, speaking, lines)
+    assert [role.person for role in cast] == list(range(people.count))
+    for role in cast:
+        shown = np.flatnonzero(people.present(role.person))
+        who = face_at(dialogue, int(shown[0]), people.boxes[role.person, shown[0]])
+        assert role.character == ("anna", "ben")[who], role
+        assert role.confidence >= 0.8, role  # share of the line's frames it spoke: 0.97-1.0
+    # A character with no line in the clip is cast to nobody, and takes nobody's face.
+    silent = {**lines, "carl": np.zeros(frames, bool)}
+    assert [r.character for r in propose_cast(people, speaking, silent)] == \
+        [r.character for r in cast]
+    # A face that speaks no given line stays as filmed.
+    only_anna = propose_cast(people, speaking, {"anna": lines["anna"]})
+    assert {r.character for r in only_anna} == {"anna", None}

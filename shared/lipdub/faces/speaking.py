@@ -42,6 +42,14 @@ def loudness(samples: Samples, fps: float, frame_count: int) -> np.ndarray:
     return 20 * np.log10(np.maximum(rms, 1e-6) / max(loud, 1e-6))
 
 
+def speech_frames(level_db: np.ndarray, fps: float) -> np.ndarray:
+    """Frames with speech: loud enough, with a line's short pauses (between syllables,
+    under a quarter second) bridged."""
+    bridge = max(1, round(HANGOVER_S * fps))
+    return binary_closing(np.pad(level_db > SPEECH_DB, bridge),
+                          np.ones(2 * bridge + 1, bool))[bridge:-bridge]
+
+
 def mouth_openness(frames: Iterable[np.ndarray], people: People) -> np.ndarray:
     """Each person's inner-lip opening on every frame they are on screen (a second pass:
     the boxes are only known once the first has seen the whole shot)."""
@@ -90,10 +98,7 @@ def who_speaks(openness: np.ndarray, level_db: np.ndarray, fps: float) -> Speaki
     envelope = np.maximum(level_db, SPEECH_DB)
     score = np.stack([_windowed_correlation(o, envelope, half) for o in openness]) \
         if len(openness) else np.zeros((0, len(level_db)), np.float32)
-    # A line's short pauses (between syllables, under 0.25 s) are still its speech.
-    bridge = max(1, round(HANGOVER_S * fps))
-    speech = binary_closing(np.pad(level_db > SPEECH_DB, bridge),
-                            np.ones(2 * bridge + 1, bool))[bridge:-bridge]
+    speech = speech_frames(level_db, fps)
     speaker = np.full(len(level_db), -1, np.int32)
     confidence = np.zeros(len(level_db), np.float32)
     if len(openness):
