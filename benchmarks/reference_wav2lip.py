@@ -6,9 +6,10 @@ the unfused float32 network (torch's default threads), each output resized and p
 as a hard rectangle, frames written to an AVI (DIVX) with OpenCV, then FFmpeg muxing the
 audio into the MP4 (libx264 at its default preset). No face detection: the box is given.
 
-It is a little kinder to the reference than the original: the mel spectrogram comes from
-LipDub's own implementation of the same maths instead of librosa (whose import alone takes
-seconds), and the audio is read without a temporary WAV when it already is one.
+Its audio features are the reference's: librosa's load (resampled to 16 kHz), STFT and
+Slaney mel filters (librosa is among the project's test dependencies: tests/test_mel.py
+checks LipDub's features against it). The audio is read without a temporary WAV when it
+already is one, as the original does.
 
     .venv/bin/python benchmarks/reference_wav2lip.py VIDEO AUDIO CHECKPOINT OUT.mp4 \
         --box x0,y0,x1,y1
@@ -27,13 +28,24 @@ import imageio_ffmpeg
 import numpy as np
 import torch
 
-from lipdub.audio.load import load_mono_16k
-from lipdub.audio.mel import wav2lip_mel
 from lipdub.models.wav2lip import load_wav2lip_checkpoint
 
 BATCH = 128  # the reference's wav2lip_batch_size
 SIZE = 96
 MEL_STEP = 16
+
+
+def reference_mel(audio: Path) -> np.ndarray:
+    """The reference's audio.py: load, pre-emphasis, STFT, mel, dB, normalise."""
+    import librosa
+    from scipy.signal import lfilter
+
+    wav = librosa.core.load(str(audio), sr=16_000)[0]
+    spectrum = np.abs(librosa.stft(y=lfilter([1, -0.97], [1], wav), n_fft=800,
+                                   hop_length=200, win_length=800))
+    basis = librosa.filters.mel(sr=16_000, n_fft=800, n_mels=80, fmin=55, fmax=7600)
+    decibels = 20 * np.log10(np.maximum(1e-5, basis @ spectrum)) - 20
+    return np.clip(8 * (decibels + 100) / 100 - 4, -4, 4)
 
 
 def read_frames(video: Path) -> tuple[list[np.ndarray], float]:
@@ -88,7 +100,7 @@ def main() -> None:
     box = tuple(int(v) for v in args.box.split(","))
     started = time.perf_counter()
     frames, fps = read_frames(args.video)
-    chunks = mel_chunks(wav2lip_mel(load_mono_16k(args.audio)), fps)
+    chunks = mel_chunks(reference_mel(args.audio), fps)
     model = load_wav2lip_checkpoint(args.checkpoint).eval()
     x0, y0, x1, y1 = box
     with tempfile.TemporaryDirectory() as tmp:
