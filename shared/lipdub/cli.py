@@ -82,6 +82,8 @@ def print_summary(report) -> None:  # noqa: ANN001 - a DubReport; imported lazil
         f"{report.fps:.3f} fps | output frames {report.output_frames} (source "
         f"{report.source_frames}) | faces found in {report.face_frames} | passed through "
         f"without a face {report.passthrough_frames} | shots {report.shots}"
+        + (f" | left as filmed outside the ranges {report.outside_ranges}"
+           if report.outside_ranges else "")
     )
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
@@ -109,6 +111,10 @@ def dub(
              "(or LIPDUB_CPU_RUNTIME; auto: bfloat16 where the CPU has it natively).",
     )] = None,
     preview: Annotated[bool, typer.Option(help="Also write a side-by-side preview.")] = False,
+    dub_range: Annotated[list[str] | None, typer.Option(
+        "--range", help="Dub only START-END (seconds 12.5-14, frames 300f-350f or timecode "
+                        "00:00:12:12-00:00:14:00); repeat for more. The rest stays as filmed.",
+    )] = None,
     identity: Annotated[str | None, typer.Option(
         help="Restore the dubbed face with this identity's trained restorer.")] = None,
     restore: Annotated[str, typer.Option(
@@ -120,8 +126,14 @@ def dub(
     try:
         check_dub_files(video, audio, output)  # before any model loads
         restorer = _restorer(identity, restore, video, face, device)
+        ranges = None
+        if dub_range:
+            from lipdub.media.probe import probe_video
+            from lipdub.ranges import parse_ranges
+
+            ranges = parse_ranges(dub_range, probe_video(video).fps)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
-                preview, restorer, cpu_runtime)
+                preview, restorer, cpu_runtime, ranges)
     except LipDubError as error:
         _fail(error)
 
@@ -186,7 +198,8 @@ def _train_identity(videos: list[Path], name: str, search: bool, resolution: int
 def run_dub(video: Path, audio: Path, output: Path, engine: str,
             wav2lip_checkpoint: Path | None, sync_mode: SyncMode, face: str, device: str,
             preview: bool, restorer=None,  # noqa: ANN001 - Restorer
-            cpu_runtime: str | None = None):  # noqa: ANN201 - DubReport
+            cpu_runtime: str | None = None,
+            ranges=None):  # noqa: ANN001, ANN201 - list[FrameRange], DubReport
     from lipdub.engines.registry import build_engine
     from lipdub.faces.select import FaceSelector
     from lipdub.pipeline import dub as run
@@ -200,7 +213,7 @@ def run_dub(video: Path, audio: Path, output: Path, engine: str,
                          cpu_runtime or settings.cpu_runtime, settings.model_cache_dir)
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
-                     settings.detect_every, RichProgress(bar), restorer)
+                     settings.detect_every, RichProgress(bar), restorer, ranges)
     print_summary(report)
     if preview:
         path = write_side_by_side(video, output, preview_path_for(output))

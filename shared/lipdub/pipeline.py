@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.memory import release_free_memory
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
+from lipdub.ranges import FrameRange, blend_weights, check_inside
 from lipdub.sync import SyncMode, SyncPlan, plan_sync
 from lipdub.threads import pipeline_threads
 
@@ -56,6 +57,7 @@ class DubReport:
     seconds_total: float
     stages: dict[str, StageTiming] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    outside_ranges: int = 0  # output frames left as filmed: outside every range asked for
 
 
 @dataclass(frozen=True)
@@ -89,8 +91,10 @@ def dub(
     detect_every: int = 5,
     progress: ProgressSink | None = None,
     restorer: Restorer | None = None,
+    ranges: list[FrameRange] | None = None,
 ) -> DubReport:
-    """The whole dub in one call: the analysis pass, then the render pass."""
+    """The whole dub in one call: the analysis pass, then the render pass. `ranges`: dub
+    only these output frames (with fades at their edges); the rest stays as filmed."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
@@ -102,7 +106,7 @@ def dub(
         analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
                             cache, clock, progress)
         return _render_all(info, audio, output, engine, analysis, sync_mode, cache, clock,
-                           progress, restorer, started)
+                           progress, restorer, started, ranges=ranges)
     finally:
         if cache is not None:
             cache.close()
@@ -142,7 +146,8 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngin
                 analysis: Analysis, sync_mode: SyncMode, cache: DiskFrameCache | None,
                 clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
                 started: float, span: Span | None = None,
-                samples: Samples | None = None) -> DubReport:
+                samples: Samples | None = None,
+                ranges: list[FrameRange] | None = None) -> DubReport:
     with ExitStack() as stack:
         stack.enter_context(pipeline_threads())
         if samples is None:
@@ -151,12 +156,13 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngin
                 samples = stack.enter_context(decoded_samples(audio))
         fps = float(info.fps)
         plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, fps, sync_mode)
+        check_inside(ranges or [], plan.frame_count, info.fps)  # before any rendering
         with clock.time("audio"):
             engine.prepare(samples, fps)
         if cache is None and sync_mode is SyncMode.BOUNCE:
             cache = stack.enter_context(_bounce_cache(info, plan, span, clock))
         report = _render(info, audio, output, engine, analysis.track, plan, cache, clock,
-                         progress, restorer, span)
+                         progress, restorer, span, blend_weights(ranges, plan.frame_count))
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     if report.face_frames == 0:
@@ -237,6 +243,7 @@ def _render(
     progress: ProgressSink,
     restorer: Restorer | None,
     span: Span | None = None,
+    weights: np.ndarray | None = None,  # per output frame: how much new mouth (None: all)
 ) -> DubReport:
     wanted = span.frames if span is not None else range(plan.frame_count)
     first = _output_frames(plan, span).start
@@ -271,6 +278,8 @@ def _render(
         by_crop = iter(patches_due.result())
         for frame, crop, keep in everything:
             patch = next(by_crop) if crop is not None else None
+            if patch is not None and weights is not None and weights[crop.frame_index] < 1:
+                patch = replace(patch, mask=patch.mask * weights[crop.frame_index])
             if keep:
                 batch.append((frame, crop))
                 patches += [patch] if patch is not None else []
@@ -308,7 +317,10 @@ def _render(
             box = track.boxes[source]
             padded = None if np.isnan(box[0]) else crop_box(box, frame.shape[:2])
             crop = None
-            if padded is not None:
+            if weights is not None and weights[k] == 0:
+                report.outside_ranges += keep
+                source = -2  # the next range starts its temporal state afresh
+            elif padded is not None:
                 # Temporal state resets on cuts and wherever the output jumps (loop/bounce).
                 restart = bool(track.shot_starts[source]) or abs(source - previous_source) != 1
                 crop = FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
