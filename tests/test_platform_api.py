@@ -541,3 +541,34 @@ def test_ids_with_a_nul_or_of_any_other_shape_are_unknown_on_every_database(plat
     assert r.status_code == 422 and r.json()["code"] == "unknown_input", r.text
     assert client.post("/v1/uploads/%00/complete", headers=auth,
                        json={"etags": ["x"]}).status_code < 500
+
+
+def test_a_job_dubs_only_its_ranges_and_bad_ranges_are_refused(
+        platform, talking_clip: Path, short_voice: Path) -> None:
+    client, a, _, _ = platform
+    video, audio = _upload(client, a, talking_clip), _upload(client, a, short_voice)
+
+    def submit(ranges: object) -> object:
+        return client.post("/v1/jobs", headers=a, json={
+            "video": video, "audio": audio, "options": {"engine": "warp", "ranges": ranges}})
+
+    # The form, order and overlaps are checked at once (422, naming the field).
+    for ranges, message in ((["1-"], "ranges"), (["soon-later"], "ranges"),
+                            (["2-1"], "ends before it starts"),
+                            (["0.5-1.5", "1-2"], "overlaps an earlier range"),
+                            (["10f-20f", "15f-30f"], "overlaps an earlier range"),
+                            ([f"{i}f-{i + 1}f" for i in range(0, 1002, 2)], "ranges"),
+                            ("0-1", "ranges")):
+        r = submit(ranges)
+        assert r.status_code == 422, (ranges, r.text)
+        assert message in r.text, (ranges, r.text)
+    # What needs the video (its rate, the output's length) fails the job as it starts.
+    for ranges, message in ((["1-9"], "runs past the end of the output"),
+                            (["00:00:01:30-00:00:02:00"], "is not a timecode at this video")):
+        failed = _wait(client, a, submit(ranges).json()["id"])
+        assert failed["state"] == "failed" and failed["error_code"] == "bad_option", failed
+        assert message in failed["error_message"]
+        assert "faces" not in failed["stages_done"]  # refused before the analysis
+    done = _wait(client, a, submit(["0.4-1.2", "00:00:01:15-00:00:02:00"]).json()["id"])
+    assert done["state"] == "succeeded", done
+    assert done["timings"]["outside_ranges"] == done["timings"]["output_frames"] - 20 - 10

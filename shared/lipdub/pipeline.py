@@ -124,11 +124,12 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                  analysis: Analysis, sync_mode: SyncMode = SyncMode.CUT_OFF,
                  progress: ProgressSink | None = None,
                  restorer: Restorer | None = None, span: Span | None = None,
-                 samples: Samples | None = None) -> DubReport:
+                 samples: Samples | None = None,
+                 ranges: list[FrameRange] | None = None) -> DubReport:
     """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
     restoration, composite and encode stream together, frame batch by frame batch. With a
     `span`, only that part of the output, picture only. `samples`: the audio already
-    decoded (a film's segments share one decode)."""
+    decoded (a film's segments share one decode). `ranges`: as for dub()."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
@@ -137,7 +138,7 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
     engine.load_study_state(analysis.study)
     try:
         return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
-                           progress, restorer, started, span, samples)
+                           progress, restorer, started, span, samples, ranges)
     finally:
         release_free_memory()  # a worker renders segment after segment: stay flat
 

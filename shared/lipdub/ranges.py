@@ -18,6 +18,9 @@ RAMP_FRAMES = 4
 _SECONDS = re.compile(r"^\d+(?:\.\d+)?$")
 _FRAMES = re.compile(r"^(\d+)f$")
 _TIMECODE = re.compile(r"^(\d{1,2}):(\d{2}):(\d{2})[:;](\d{2})$")
+# The whole grammar, for request schemas (which check the form before any video is seen).
+_POINT = r"(?:\d{1,7}(?:\.\d{1,6})?|\d{1,9}f|\d{1,2}:\d{2}:\d{2}[:;]\d{2})"
+RANGE_PATTERN = rf"^{_POINT}-{_POINT}$"
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,32 @@ def parse_ranges(specs: list[str], fps: Fraction,
                 f"Ranges overlap: frames {a.start}-{a.stop} and {b.start}-{b.stop}.",
                 "Give each frame to one range at most (merge or split them).")
     return ranges
+
+
+def check_without_video(specs: list[str]) -> None:
+    """What can be checked before the video is seen: each range that names both ends in
+    seconds (or both in frames) ends after it starts and overlaps no other such range."""
+    known: list[tuple[float, float, str]] = []
+    for n, spec in enumerate(specs, start=1):
+        ends = spec.split("-")
+        if len(ends) != 2:
+            raise BadOptionError(f"range {n} '{spec}' is not START-END.",
+                                 "Write it as 12.5-14, 300f-350f or 00:00:12:12-00:00:14:00.")
+        if all(_SECONDS.match(e) for e in ends):
+            start, stop = float(ends[0]), float(ends[1])
+        elif all(_FRAMES.match(e) for e in ends):
+            start, stop = float(ends[0][:-1]), float(ends[1][:-1])
+        else:
+            continue
+        if stop <= start:
+            raise BadOptionError(f"range {n} '{spec}' ends before it starts.",
+                                 "Give the earlier point first.")
+        unit = "s" if _SECONDS.match(ends[0]) else "f"
+        for a, b, other in known:
+            if unit == other and start < b and a < stop:
+                raise BadOptionError(f"range {n} '{spec}' overlaps an earlier range.",
+                                     "Give each frame to one range at most.")
+        known.append((start, stop, unit))
 
 
 def check_inside(ranges: list[FrameRange], frame_count: int, fps: Fraction) -> None:

@@ -7,12 +7,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
 from lipdub.db.models import Batch, Identity, Job, JobState, PartState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
+from lipdub.errors import BadOptionError
 from lipdub.jobs.batches import counts
 from lipdub.media.finish import CONTAINERS
+from lipdub.ranges import RANGE_PATTERN, check_without_video
 from lipdub.restore.gate import rejection
 from lipdub.sync import SyncMode
 
@@ -51,6 +53,10 @@ InputUri = Annotated[str, Field(min_length=1, max_length=MAX_URI_CHARS,
 WebhookUrl = Annotated[str | None, Field(max_length=MAX_URI_CHARS)]
 
 
+RangeSpec = Annotated[str, Field(max_length=40, pattern=RANGE_PATTERN)]
+MAX_RANGES = 500
+
+
 class JobOptions(BaseModel):
     engine: EngineName = EngineName.AUTO
     sync_mode: SyncMode = SyncMode.CUT_OFF
@@ -67,12 +73,28 @@ class JobOptions(BaseModel):
                                  "identity's trained restorer (see /v1/identities)")
     restore: Literal["none", "auto"] = Field(
         "none", description="auto: first train a restorer on this video's own face")
+    ranges: list[RangeSpec] | None = Field(
+        None, max_length=MAX_RANGES,
+        description="Dub only these parts of the output, START-END each: seconds "
+        "(12.5-14), frames (300f-350f) or SMPTE timecode at the video's rate "
+        "(00:00:12:12-00:00:14:00). Frames outside every range stay as filmed; each range "
+        "fades in and out over 4 frames. Checked against the video when the job starts.")
 
     @model_validator(mode="after")
     def one_restorer(self) -> JobOptions:
         if self.identity and self.restore == "auto":
             raise ValueError("give identity or restore: auto, not both")
         return self
+
+    @field_validator("ranges")
+    @classmethod
+    def ranges_in_order(cls, ranges: list[str] | None) -> list[str] | None:
+        if ranges:
+            try:
+                check_without_video(ranges)
+            except BadOptionError as error:
+                raise ValueError(str(error)) from None
+        return ranges
 
 
 class JobCreate(BaseModel):

@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import closing
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,7 +34,7 @@ from lipdub.media.finish import finish
 from lipdub.media.probe import probe_audio, probe_video
 from lipdub.progress import ProgressSink
 from lipdub.storage import tenant_key
-from lipdub.sync import SyncMode
+from lipdub.sync import SyncMode, plan_sync
 
 # The media work (pipeline, segments, analysis files; the face models and torch behind
 # them) is imported by the stages that run it: the gateway builds job plans from this
@@ -50,7 +51,8 @@ def dub_file(video: Path, audio: Path, output: Path, options: dict,
     settings = get_settings()
     with closing(_engine(settings, options)) as engine:
         report = dub(video, audio, output, engine, _sync(options), _face(options),
-                     settings.detect_every, progress, restorer)
+                     settings.detect_every, progress, restorer,
+                     _ranges(options, probe_video(video).fps))
     return _timings(report)
 
 
@@ -68,9 +70,19 @@ def _face(options: dict) -> FaceSelector:
     return FaceSelector.parse(options.get("face", "largest"))
 
 
+def _ranges(options: dict, fps: Fraction, frame_count: int | None = None):  # noqa: ANN202
+    """The output frames to dub (None: all of them), checked against the video's rate
+    and, when known, the output's length."""
+    from lipdub.ranges import parse_ranges
+
+    specs = options.get("ranges")
+    return parse_ranges(specs, fps, frame_count) if specs else None
+
+
 def _timings(report) -> dict:  # noqa: ANN001 - DubReport
     return {"seconds_total": report.seconds_total, "output_frames": report.output_frames,
             "face_frames": report.face_frames, "passthrough_frames": report.passthrough_frames,
+            "outside_ranges": report.outside_ranges,
             "stages": {k: {"seconds": v.seconds, "frames": v.frames}
                        for k, v in report.stages.items()},
             "warnings": report.warnings}
@@ -79,11 +91,12 @@ def _timings(report) -> dict:  # noqa: ANN001 - DubReport
 def _merged(parts: list[dict]) -> dict:
     """The timings of a dub rendered in segments: frames and seconds summed (seconds are
     worker-seconds: segments run side by side)."""
-    merged: dict = {"seconds_total": 0.0, "output_frames": 0, "face_frames": 0,
-                    "passthrough_frames": 0, "stages": {}, "warnings": []}
+    counted = ("seconds_total", "output_frames", "face_frames", "passthrough_frames",
+               "outside_ranges")
+    merged: dict = {**dict.fromkeys(counted, 0), "stages": {}, "warnings": []}
     for part in parts:
-        for key in ("seconds_total", "output_frames", "face_frames", "passthrough_frames"):
-            merged[key] += part[key]
+        for key in counted:
+            merged[key] += part.get(key, 0)  # parts stored before ranges have none
         for stage, timing in part["stages"].items():
             total = merged["stages"].setdefault(stage, {"seconds": 0.0, "frames": 0})
             total["seconds"] += timing["seconds"]
@@ -124,6 +137,15 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         check_inputs(video, audio)
         probe_audio(audio)  # no audio track: fail now, with its own message
+        if ctx.job.options.get("ranges"):  # wrong ranges fail now, not after the analysis
+            from lipdub.audio.load import FEATURE_RATE
+            from lipdub.audio.samples import decoded_once
+
+            info = probe_video(video)
+            seconds = len(decoded_once(audio)) / FEATURE_RATE
+            plan = plan_sync(info.frame_count, seconds, float(info.fps),
+                             _sync(ctx.job.options))
+            _ranges(ctx.job.options, info.fps, plan.frame_count)
         ctx.progress.finish("fetch")
 
     def faces(ctx: WorkContext) -> None:
@@ -172,9 +194,10 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         elif options.get("identity"):
             restorer, skipped = load_restorer(ctx, options["identity"], settings)
             warnings += [skipped] if skipped else []
+        ranges = _ranges(options, probe_video(video).fps)
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
-                                  ctx.progress, restorer, span, decoded_once(audio))
+                                  ctx.progress, restorer, span, decoded_once(audio), ranges)
         report.warnings += warnings
         return report
 
