@@ -371,8 +371,8 @@ def main() -> None:
     from lipdub.quiet import filter_native_stderr
 
     limit_malloc_arenas()  # before any thread: a long render's memory stays flat
-    # Last thing at exit: the interpreter's final collections then skip the half million
-    # objects torch and MediaPipe made (0.3-0.6 s of a short dub's wall time otherwise).
+    # Last thing at exit: the interpreter's final collections then skip the 200,000
+    # objects torch and MediaPipe made (0.5 s of a short dub's wall time otherwise).
     atexit.register(gc.freeze)
     filter_native_stderr()  # MediaPipe/TFLite start-up lines: not ours (--verbose shows)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
