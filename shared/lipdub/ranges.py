@@ -49,6 +49,20 @@ def _point(text: str, fps: Fraction, what: str) -> int:
                          "Use seconds (12.5), frames (300f) or timecode (00:00:12:12).")
 
 
+def _ends(spec: str, what: str) -> tuple[str, str]:
+    ends = spec.split("-")
+    if len(ends) != 2:
+        raise BadOptionError(f"{what} '{spec}' is not START-END.",
+                             "Write it as 12.5-14, 300f-350f or 00:00:12:12-00:00:14:00.")
+    return ends[0], ends[1]
+
+
+def _check_order(start: float, stop: float, spec: str, what: str) -> None:
+    if stop <= start:
+        raise BadOptionError(f"{what} '{spec}' ends before it starts.",
+                             "Give the earlier point first.")
+
+
 def parse_ranges(specs: list[str], fps: Fraction,
                  frame_count: int | None = None) -> list[FrameRange]:
     """`START-END` each; sorted, and checked: non-empty, not overlapping one another, and
@@ -56,13 +70,8 @@ def parse_ranges(specs: list[str], fps: Fraction,
     ranges = []
     for n, spec in enumerate(specs, start=1):
         what = f"range {n}"
-        if spec.count("-") != 1:
-            raise BadOptionError(f"{what} '{spec}' is not START-END.",
-                                 "Write it as 12.5-14, 300f-350f or 00:00:12:12-00:00:14:00.")
-        start, stop = (_point(part, fps, what) for part in spec.split("-"))
-        if stop <= start:
-            raise BadOptionError(f"{what} '{spec}' ends before it starts.",
-                                 "Give the earlier point first.")
+        start, stop = (_point(part, fps, what) for part in _ends(spec, what))
+        _check_order(start, stop, spec, what)
         ranges.append(FrameRange(start, stop))
     ranges.sort(key=lambda r: r.start)
     if frame_count is not None:
@@ -80,23 +89,19 @@ def check_without_video(specs: list[str]) -> None:
     seconds (or both in frames) ends after it starts and overlaps no other such range."""
     known: list[tuple[float, float, str]] = []
     for n, spec in enumerate(specs, start=1):
-        ends = spec.split("-")
-        if len(ends) != 2:
-            raise BadOptionError(f"range {n} '{spec}' is not START-END.",
-                                 "Write it as 12.5-14, 300f-350f or 00:00:12:12-00:00:14:00.")
+        what = f"range {n}"
+        ends = _ends(spec, what)
         if all(_SECONDS.match(e) for e in ends):
             start, stop = float(ends[0]), float(ends[1])
         elif all(_FRAMES.match(e) for e in ends):
             start, stop = float(ends[0][:-1]), float(ends[1][:-1])
         else:
             continue
-        if stop <= start:
-            raise BadOptionError(f"range {n} '{spec}' ends before it starts.",
-                                 "Give the earlier point first.")
+        _check_order(start, stop, spec, what)
         unit = "s" if _SECONDS.match(ends[0]) else "f"
         for a, b, other in known:
             if unit == other and start < b and a < stop:
-                raise BadOptionError(f"range {n} '{spec}' overlaps an earlier range.",
+                raise BadOptionError(f"{what} '{spec}' overlaps an earlier range.",
                                      "Give each frame to one range at most.")
         known.append((start, stop, unit))
 

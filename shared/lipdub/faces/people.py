@@ -15,10 +15,9 @@ from scipy.optimize import linear_sum_assignment
 from lipdub.faces.boxes import Detection, iou
 from lipdub.faces.detect import FaceDetector
 from lipdub.faces.shots import CutDetector
-from lipdub.faces.track import shrink
+from lipdub.faces.track import SMALL_WIDTH, shrink
 
 _SAME_PERSON_IOU = 0.2
-_CUT_WIDTH = 480  # cut detection looks at a frame this wide (as the one-person pass does)
 
 
 @dataclass
@@ -81,7 +80,7 @@ def track_people(frames: Iterable[np.ndarray], frame_count: int, detect_every: i
             if i >= frame_count:
                 break
             seen, size = i + 1, rgb.shape[:2]
-            if cuts.is_cut(shrink(rgb, _CUT_WIDTH)):
+            if cuts.is_cut(shrink(rgb, SMALL_WIDTH)):
                 shot += 1
                 linker.new_shot()
                 last_detect = -detect_every

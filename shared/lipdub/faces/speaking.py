@@ -12,11 +12,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import binary_closing
 
+from lipdub.audio.load import FEATURE_RATE
 from lipdub.audio.samples import Samples
 from lipdub.engines.warp.landmarks import LandmarkTracker
 from lipdub.faces.people import People
 
-RATE = 16_000
 WINDOW_S = 0.6  # the correlation window: shorter than a line, longer than a syllable
 SPEECH_DB = -30.0  # frames this far below the track's loud frames count as silence
 HANGOVER_S = 0.12
@@ -34,7 +34,7 @@ class Speaking:
 
 def loudness(samples: Samples, fps: float, frame_count: int) -> np.ndarray:
     """Each frame's loudness (dB of its RMS, relative to the track's loud frames)."""
-    edges = np.round(np.arange(frame_count + 1) / fps * RATE).astype(int)
+    edges = np.round(np.arange(frame_count + 1) / fps * FEATURE_RATE).astype(int)
     audio = samples[0:int(edges[-1])]
     rms = np.array([np.sqrt(np.mean(np.square(audio[a:b]))) if b > a and a < len(audio)
                     else 0.0 for a, b in zip(edges, edges[1:], strict=False)])

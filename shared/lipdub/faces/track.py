@@ -14,7 +14,7 @@ from lipdub.faces.detect import Detection, FaceDetector, iou
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.shots import CutDetector
 
-_FLOW_WIDTH = 480  # optical flow runs on a downscaled grey frame this wide
+SMALL_WIDTH = 480  # cut detection and optical flow look at frames this wide (downscaled)
 _SAME_PERSON_IOU = 0.3
 
 
@@ -63,9 +63,9 @@ class _FlowTracker:
 
     def _to_grey(self, small: np.ndarray, full_width: int) -> np.ndarray:
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        if grey.shape[1] > _FLOW_WIDTH:
-            height = round(grey.shape[0] * _FLOW_WIDTH / grey.shape[1])
-            grey = cv2.resize(grey, (_FLOW_WIDTH, height), interpolation=cv2.INTER_AREA)
+        if grey.shape[1] > SMALL_WIDTH:
+            height = round(grey.shape[0] * SMALL_WIDTH / grey.shape[1])
+            grey = cv2.resize(grey, (SMALL_WIDTH, height), interpolation=cv2.INTER_AREA)
         self._scale = grey.shape[1] / full_width
         return grey
 
@@ -121,7 +121,7 @@ def analyse_faces(
             if i >= frame_count:
                 break
             size = rgb.shape[:2]
-            small = shrink(rgb, _FLOW_WIDTH)  # what cut detection and flow look at
+            small = shrink(rgb, SMALL_WIDTH)  # what cut detection and flow look at
             new_shot = cuts.is_cut(small)
             if new_shot:
                 shot += 1

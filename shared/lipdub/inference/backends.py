@@ -59,14 +59,13 @@ def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str,
     from lipdub.config import Settings
     from lipdub.inference.background import BackgroundPredictor
     from lipdub.inference.runtimes import CpuRuntime, parse_cpu_runtime
-    from lipdub.models.files import require_file
+    from lipdub.models.files import WAV2LIP_HINT, require_file
 
     assert checkpoint is not None
     # Fail now on what can be checked without loading anything; the rest loads beside
     # the analysis pass.
     requested = parse_cpu_runtime(cpu_runtime)
-    require_file(checkpoint, "Wav2Lip checkpoint",
-                 "Pass --wav2lip-checkpoint with the path of wav2lip.pth or wav2lip_gan.pth.")
+    require_file(checkpoint, "Wav2Lip checkpoint", WAV2LIP_HINT)
 
     def load() -> Predictor:
         import numpy as np

@@ -19,7 +19,6 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import closing
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,7 +51,7 @@ def dub_file(video: Path, audio: Path, output: Path, options: dict,
     with closing(_engine(settings, options)) as engine:
         report = dub(video, audio, output, engine, _sync(options), _face(options),
                      settings.detect_every, progress, restorer,
-                     _ranges(options, probe_video(video).fps))
+                     _ranges(options, video))
     return _timings(report)
 
 
@@ -70,13 +69,13 @@ def _face(options: dict) -> FaceSelector:
     return FaceSelector.parse(options.get("face", "largest"))
 
 
-def _ranges(options: dict, fps: Fraction, frame_count: int | None = None):  # noqa: ANN202
-    """The output frames to dub (None: all of them), checked against the video's rate
-    and, when known, the output's length."""
+def _ranges(options: dict, video: Path):  # noqa: ANN202 - list[FrameRange] | None
+    """The output frames to dub (None: all of them), checked against the video's rate;
+    the video is probed only when the job names ranges."""
     from lipdub.ranges import parse_ranges
 
     specs = options.get("ranges")
-    return parse_ranges(specs, fps, frame_count) if specs else None
+    return parse_ranges(specs, probe_video(video).fps) if specs else None
 
 
 def _timings(report) -> dict:  # noqa: ANN001 - DubReport
@@ -140,12 +139,13 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         if ctx.job.options.get("ranges"):  # wrong ranges fail now, not after the analysis
             from lipdub.audio.load import FEATURE_RATE
             from lipdub.audio.samples import decoded_once
+            from lipdub.ranges import parse_ranges
 
             info = probe_video(video)
             seconds = len(decoded_once(audio)) / FEATURE_RATE
             plan = plan_sync(info.frame_count, seconds, float(info.fps),
                              _sync(ctx.job.options))
-            _ranges(ctx.job.options, info.fps, plan.frame_count)
+            parse_ranges(ctx.job.options["ranges"], info.fps, plan.frame_count)
         ctx.progress.finish("fetch")
 
     def faces(ctx: WorkContext) -> None:
@@ -194,7 +194,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         elif options.get("identity"):
             restorer, skipped = load_restorer(ctx, options["identity"], settings)
             warnings += [skipped] if skipped else []
-        ranges = _ranges(options, probe_video(video).fps)
+        ranges = _ranges(options, video)
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
                                   ctx.progress, restorer, span, decoded_once(audio), ranges)

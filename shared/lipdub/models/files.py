@@ -6,6 +6,8 @@ from pathlib import Path
 
 from lipdub.errors import InputNotFoundError
 
+WAV2LIP_HINT = "Pass --wav2lip-checkpoint with the path of wav2lip.pth or wav2lip_gan.pth."
+
 
 def require_file(path: Path, what: str, hint: str) -> Path:
     if not path.is_file():

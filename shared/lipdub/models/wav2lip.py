@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from lipdub.errors import BadCheckpointError
-from lipdub.models.files import require_file
+from lipdub.models.files import WAV2LIP_HINT, require_file
 from lipdub.models.layers import Conv2d, Conv2dTranspose, residual
 
 
@@ -100,9 +100,7 @@ def save_wav2lip_checkpoint(model: Wav2Lip, path: Path) -> None:
 
 def load_wav2lip_checkpoint(path: Path | str, device: str = "cpu") -> Wav2Lip:
     """Load a released Wav2Lip generator checkpoint unchanged; returns the model in eval mode."""
-    path = require_file(Path(path), "Wav2Lip checkpoint",
-                        "Pass --wav2lip-checkpoint with the path of wav2lip.pth or "
-                        "wav2lip_gan.pth.")
+    path = require_file(Path(path), "Wav2Lip checkpoint", WAV2LIP_HINT)
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types for non-checkpoints

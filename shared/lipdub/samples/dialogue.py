@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lipdub.audio.load import FEATURE_RATE
 from lipdub.composite import composite
 from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
@@ -20,7 +21,6 @@ from lipdub.media.encode import DubWriter
 from lipdub.samples.speech import SpeechSpec, speech_like
 from lipdub.samples.talking import ClipSpec, base_frame
 
-RATE = 16_000
 TINTS = ((1.0, 1.0, 1.0), (1.2, 0.9, 0.7), (0.75, 0.9, 1.2))  # each shot's colour cast
 
 
@@ -50,12 +50,12 @@ class Dialogue:
 def _lines(spec: DialogueSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each speaker's line (speech on their turns, silence on the other's) and the turn
     owner per sample."""
-    total = round(spec.seconds * RATE)
+    total = round(spec.seconds * FEATURE_RATE)
     lines = np.zeros((2, total), np.float32)
     owner = np.zeros(total, np.int8)
     start = 0
     for turn, seconds in enumerate(spec.turn_seconds):
-        count = round(seconds * RATE)
+        count = round(seconds * FEATURE_RATE)
         who = turn % 2
         speech = speech_like(SpeechSpec(seconds=seconds, seed=spec.seed * 100 + turn,
                                         pitch_hz=110 if who == 0 else 190))
@@ -131,7 +131,7 @@ def write_dialogue(path: Path, spec: DialogueSpec = DialogueSpec()) -> Dialogue:
                 if patch is not None:
                     out = composite(out, patch)
                 centres[who][k] = shape.points[[33, 263, 61, 291]].mean(axis=0)
-            window = slice(round(k / fps * RATE), round((k + 1) / fps * RATE))
+            window = slice(round(k / fps * FEATURE_RATE), round((k + 1) / fps * FEATURE_RATE))
             if np.abs(mix[window]).max(initial=0.0) > 0.02:
                 speaker[k] = owner[window.start]
             tint = TINTS[shot % len(TINTS)]
