@@ -26,10 +26,12 @@ class Role:
     shot: int
     character: str | None
     confidence: float  # the share of the character's frames in this shot the face spoke
+    pinned: bool = False  # chosen by the editor, not found
 
     def to_dict(self) -> dict:
         return {"person": self.person, "shot": self.shot, "character": self.character,
-                "confidence": round(self.confidence, 3)}
+                "confidence": round(self.confidence, 3),
+                "source": "editor" if self.pinned else "auto"}
 
 
 def line_activity(stem: Samples, fps: float, frame_count: int) -> np.ndarray:
@@ -37,14 +39,19 @@ def line_activity(stem: Samples, fps: float, frame_count: int) -> np.ndarray:
     return speech_frames(loudness(stem, fps, frame_count), fps)
 
 
-def propose_cast(people: People, speaking: Speaking,
-                 lines: dict[str, np.ndarray]) -> list[Role]:
-    """`lines`: each character's speech activity per frame (line_activity). One Role per
-    person, in person order."""
-    names = list(lines)
-    roles: dict[int, Role] = {}
+def propose_cast(people: People, speaking: Speaking, lines: dict[str, np.ndarray],
+                 pinned: dict[int, str] | None = None) -> list[Role]:
+    """`lines`: each character's speech activity per frame (line_activity). `pinned`:
+    persons the editor has cast (person -> character); in their shot, the rest are cast
+    around them. One Role per person, in person order."""
+    pinned = pinned or {}
+    roles: dict[int, Role] = {p: Role(p, int(people.shot_of_person[p]), name, 1.0, True)
+                              for p, name in pinned.items()}
     for shot in np.unique(people.shot_of_person):
-        persons = np.flatnonzero(people.shot_of_person == shot)
+        persons = np.array([p for p in np.flatnonzero(people.shot_of_person == shot)
+                            if p not in pinned], int)
+        taken = {name for p, name in pinned.items() if people.shot_of_person[p] == shot}
+        names = [name for name in lines if name not in taken]
         frames = people.shot == shot
         share = np.zeros((len(persons), len(names)))
         for c, name in enumerate(names):
@@ -53,7 +60,7 @@ def propose_cast(people: People, speaking: Speaking,
                 continue
             for p, person in enumerate(persons):
                 share[p, c] = float(np.mean(speaking.speaker[heard] == person))
-        rows, cols = linear_sum_assignment(-share) if len(names) else ([], [])
+        rows, cols = linear_sum_assignment(-share) if share.size else ([], [])
         chosen = {int(r): int(c) for r, c in zip(rows, cols, strict=True)
                   if share[r, c] >= MIN_SHARE}
         for p, person in enumerate(persons):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from lipdub.audio.load import FEATURE_RATE, iter_audio
-from lipdub.audio.samples import Samples, decoded_samples
+from lipdub.audio.samples import Padded, Samples, decoded_samples
 from lipdub.composite import composite
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
@@ -81,6 +81,16 @@ class Analysis:
     study: object
 
 
+@dataclass
+class Performer:
+    """One face dubbed with its own line: the one face of a plain dub, or a character of a
+    cast (each with its own engine, so each face keeps its own temporal state)."""
+
+    engine: LipSyncEngine
+    analysis: Analysis
+    line: Samples | None = None  # its own line, 16 kHz; None: the dub's audio
+
+
 def dub(
     video: Path,
     audio: Path,
@@ -105,8 +115,8 @@ def dub(
     try:
         analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
                             cache, clock, progress)
-        return _render_all(info, audio, output, engine, analysis, sync_mode, cache, clock,
-                           progress, restorer, started, ranges=ranges)
+        return _render_all(info, audio, output, [Performer(engine, analysis)], sync_mode,
+                           cache, clock, progress, restorer, started, ranges=ranges)
     finally:
         if cache is not None:
             cache.close()
@@ -130,21 +140,34 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
     restoration, composite and encode stream together, frame batch by frame batch. With a
     `span`, only that part of the output, picture only. `samples`: the audio already
     decoded (a film's segments share one decode). `ranges`: as for dub()."""
+    return render_cast(video, audio, output, [Performer(engine, analysis)], sync_mode,
+                       progress, restorer, span, samples, ranges)
+
+
+def render_cast(video: Path, audio: Path, output: Path, performers: list[Performer],
+                sync_mode: SyncMode = SyncMode.CUT_OFF,
+                progress: ProgressSink | None = None,
+                restorer: Restorer | None = None, span: Span | None = None,
+                samples: Samples | None = None,
+                ranges: list[FrameRange] | None = None) -> DubReport:
+    """render_video for several faces at once, each with its own line (`audio` is what
+    the output sounds like: the full mix)."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
     with clock.time("probe"):
         info = check_dub_files(video, audio, output)
-    engine.load_study_state(analysis.study)
+    for performer in performers:
+        performer.engine.load_study_state(performer.analysis.study)
     try:
-        return _render_all(info, audio, output, engine, analysis, sync_mode, None, clock,
+        return _render_all(info, audio, output, performers, sync_mode, None, clock,
                            progress, restorer, started, span, samples, ranges)
     finally:
         release_free_memory()  # a worker renders segment after segment: stay flat
 
 
-def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngine,
-                analysis: Analysis, sync_mode: SyncMode, cache: DiskFrameCache | None,
+def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Performer],
+                sync_mode: SyncMode, cache: DiskFrameCache | None,
                 clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
                 started: float, span: Span | None = None,
                 samples: Samples | None = None,
@@ -159,11 +182,14 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, engine: LipSyncEngin
         plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, fps, sync_mode)
         check_inside(ranges or [], plan.frame_count, info.fps)  # before any rendering
         with clock.time("audio"):
-            engine.prepare(samples, fps)
+            for performer in performers:
+                line = performer.line
+                performer.engine.prepare(samples if line is None
+                                         else Padded(line, len(samples)), fps)
         if cache is None and sync_mode is SyncMode.BOUNCE:
             cache = stack.enter_context(_bounce_cache(info, plan, span, clock))
-        report = _render(info, audio, output, engine, analysis.track, plan, cache, clock,
-                         progress, restorer, span, blend_weights(ranges, plan.frame_count))
+        report = _render(info, audio, output, performers, plan, cache, clock, progress,
+                         restorer, span, blend_weights(ranges, plan.frame_count))
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     if report.face_frames == 0:
@@ -201,6 +227,23 @@ def _analyse(
     return Analysis(track=track, study=engine.study_state())
 
 
+def study_faces(info: VideoInfo, engines: list[LipSyncEngine],
+                tracks: list[FaceTrack]) -> list[Analysis]:
+    """Each engine studies its own face (the analysis pass's study, for faces known only
+    after a whole pass: a cast's)."""
+    with pipeline_threads(), closing(iter_frames(info)) as frames:
+        for i, rgb in enumerate(frames):
+            if i % STUDY_EVERY:
+                continue
+            for engine, track in zip(engines, tracks, strict=True):
+                if i < track.frame_count and not np.isnan(track.boxes[i, 0]):
+                    padded = crop_box(track.boxes[i], rgb.shape[:2])
+                    if padded is not None:
+                        engine.study(i, rgb, padded)
+    return [Analysis(track, engine.study_state())
+            for engine, track in zip(engines, tracks, strict=True)]
+
+
 def _output_frames(plan: SyncPlan, span: Span | None) -> range:
     """The output frames a render goes through: a span's with its warm-up, or all."""
     if span is None:
@@ -236,8 +279,7 @@ def _render(
     info: VideoInfo,
     audio: Path,
     output: Path,
-    engine: LipSyncEngine,
-    track: FaceTrack,
+    performers: list[Performer],
     plan: SyncPlan,
     cache: DiskFrameCache | None,
     clock: StageClock,
@@ -248,52 +290,54 @@ def _render(
 ) -> DubReport:
     wanted = span.frames if span is not None else range(plan.frame_count)
     first = _output_frames(plan, span).start
+    engine_name = performers[0].engine.name
+    shots = performers[0].analysis.track.shot
     report = DubReport(
-        output=output, engine=engine.name, sync_mode=plan.mode.value, fps=float(info.fps),
+        output=output, engine=engine_name, sync_mode=plan.mode.value, fps=float(info.fps),
         width=info.width, height=info.height, source_frames=info.frame_count,
         output_frames=len(wanted), face_frames=0, passthrough_frames=0,
-        shots=int(track.shot.max()) + 1 if track.frame_count else 0, seconds_total=0.0,
+        shots=int(shots.max()) + 1 if len(shots) else 0, seconds_total=0.0,
     )
     progress.start("lip-sync", len(wanted))
     frames = _source_frames(info, plan.source_indices[first:wanted.stop], cache)
     audio_chunks = None if span is not None else iter_audio(audio, AUDIO_RATE, "stereo")
-    # (frame, its crop or None, whether it is written: warm-up frames are not)
-    pending: list[tuple[np.ndarray, FaceCrop | None, bool]] = []
-    previous_source = -2
+    # (frame, each performer's crop or None, whether it is written: warm-up frames are not)
+    pending: list[tuple[np.ndarray, list[FaceCrop | None], bool]] = []
+    previous_source = [-2] * len(performers)
     # One batch's engine work runs (on a model server, or in torch, which frees the GIL)
     # while this thread composites, restores and encodes the batch before it and decodes
     # the next: a remote engine's round trip is hidden behind the CPU work. Batches stay in
     # order; at most two are held.
     renderer = ThreadPoolExecutor(1, thread_name_prefix="lipdub-render")
     in_flight: list[tuple[list, Future]] = []
+    batch_size = min(p.engine.batch_size for p in performers)
 
-    def render(crops: list[FaceCrop]) -> list[MouthPatch]:
-        with clock.time(engine.name, frames=len(crops)):
-            return engine.render(crops)
+    def render(crops: list[list[FaceCrop]]) -> list[list[MouthPatch]]:
+        with clock.time(engine_name, frames=sum(map(len, crops))):
+            return [p.engine.render(c) for p, c in zip(performers, crops, strict=True)]
 
     def finish(writer: DubWriter) -> None:
         everything, patches_due = in_flight.pop(0)
-        # Warm-up frames went through the engine (its state); they are not written.
-        batch: list[tuple[np.ndarray, FaceCrop | None]] = []
-        patches: list[MouthPatch] = []
-        by_crop = iter(patches_due.result())
-        for frame, crop, keep in everything:
-            patch = next(by_crop) if crop is not None else None
-            if patch is not None and weights is not None and weights[crop.frame_index] < 1:
-                patch = replace(patch, mask=patch.mask * weights[crop.frame_index])
+        by_crop = [iter(patches) for patches in patches_due.result()]
+        # Warm-up frames went through the engines (their state); they are not written.
+        batch: list[tuple[np.ndarray, list[MouthPatch | None]]] = []
+        for frame, crops, keep in everything:
+            patches = [next(by_crop[p]) if crop is not None else None
+                       for p, crop in enumerate(crops)]
+            if weights is not None:
+                patches = [_faded(patch, weights[crop.frame_index]) if patch else None
+                           for patch, crop in zip(patches, crops, strict=True)]
             if keep:
-                batch.append((frame, crop))
-                patches += [patch] if patch is not None else []
-        crops = [c for _, c in batch if c is not None]
+                batch.append((frame, patches))
         with clock.time("composite", frames=len(batch)):
-            by_crop = iter(patches)
-            finished = [frame if c is None else composite(frame, next(by_crop))
-                        for frame, c in batch]
-        if restorer is not None and crops:
-            with clock.time("restore", frames=len(crops)):
-                faces = [i for i, (_, c) in enumerate(batch) if c is not None]
+            finished = [_composited(frame, patches) for frame, patches in batch]
+        # The restorer is one person's: the first performer's face.
+        faces = [i for i, (_, patches) in enumerate(batch) if patches[0] is not None]
+        if restorer is not None and faces:
+            with clock.time("restore", frames=len(faces)):
+                lead = [batch[i][1][0] for i in faces]
                 restored = restorer.apply([finished[i] for i in faces],
-                                          [c.box for c in crops], patches)
+                                          [patch.box for patch in lead], lead)
                 for i, frame in zip(faces, restored, strict=True):
                     finished[i] = frame
         with clock.time("encode", frames=len(finished)):
@@ -302,7 +346,8 @@ def _render(
         progress.advance("lip-sync", len(batch))
 
     def flush(writer: DubWriter) -> None:
-        crops = [c for _, c, _ in pending if c is not None]
+        crops = [[c[p] for _, c, _ in pending if c[p] is not None]
+                 for p in range(len(performers))]
         in_flight.append((list(pending), renderer.submit(render, crops)))
         pending.clear()
         while len(in_flight) > 1:
@@ -315,25 +360,50 @@ def _render(
             source = int(plan.source_indices[k])
             with clock.time("decode", frames=1):
                 frame = next(frames)
-            box = track.boxes[source]
-            padded = None if np.isnan(box[0]) else crop_box(box, frame.shape[:2])
-            crop = None
+            crops: list[FaceCrop | None] = []
+            for p, performer in enumerate(performers):
+                crop = None
+                if weights is not None and weights[k] == 0:
+                    previous_source[p] = -2  # the next range starts its state afresh
+                else:
+                    crop = _crop(performer.analysis.track, frame, k, source,
+                                 previous_source[p])
+                    previous_source[p] = source
+                crops.append(crop)
             if weights is not None and weights[k] == 0:
                 report.outside_ranges += keep
-                source = -2  # the next range starts its temporal state afresh
-            elif padded is not None:
-                # Temporal state resets on cuts and wherever the output jumps (loop/bounce).
-                restart = bool(track.shot_starts[source]) or abs(source - previous_source) != 1
-                crop = FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
+            elif any(crop is not None for crop in crops):
                 report.face_frames += keep
             else:
                 report.passthrough_frames += keep
-            previous_source = source
-            pending.append((frame, crop, keep))
-            if len(pending) >= engine.batch_size:
+            pending.append((frame, crops, keep))
+            if len(pending) >= batch_size:
                 flush(writer)
         flush(writer)
         while in_flight:
             finish(writer)
     progress.finish("lip-sync")
     return report
+
+
+def _crop(track: FaceTrack, frame: np.ndarray, k: int, source: int,
+          previous_source: int) -> FaceCrop | None:
+    """Output frame k's crop of one face (None where the face is not on screen)."""
+    box = track.boxes[source]
+    padded = None if np.isnan(box[0]) else crop_box(box, frame.shape[:2])
+    if padded is None:
+        return None
+    # Temporal state resets on cuts and wherever the output jumps (loop/bounce).
+    restart = bool(track.shot_starts[source]) or abs(source - previous_source) != 1
+    return FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
+
+
+def _faded(patch: MouthPatch, weight: float) -> MouthPatch:
+    return patch if weight >= 1 else replace(patch, mask=patch.mask * weight)
+
+
+def _composited(frame: np.ndarray, patches: list[MouthPatch | None]) -> np.ndarray:
+    for patch in patches:
+        if patch is not None:
+            frame = composite(frame, patch)
+    return frame

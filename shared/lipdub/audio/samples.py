@@ -51,6 +51,25 @@ class SampleFile:
                                offset=start * 4)
 
 
+class Padded:
+    """`samples` followed by silence up to `length`: a character's line that ends before
+    the scene does is silent after its end (a mouth closes, it does not repeat the last
+    sound)."""
+
+    def __init__(self, samples: Samples, length: int) -> None:
+        self.samples, self.length = samples, max(length, len(samples))
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, key: slice) -> np.ndarray:
+        start, stop, _ = key.indices(self.length)
+        stop = max(start, stop)
+        have = self.samples[start:min(stop, len(self.samples))] if start < len(self.samples) \
+            else np.zeros(0, np.float32)
+        return np.concatenate([have, np.zeros(stop - start - len(have), np.float32)])
+
+
 def decode_to(audio: Path | str, path: Path) -> SampleFile:
     """The audio track of `audio` decoded to `path`, a chunk at a time; atomic (a reader
     never finds half a track). The same samples as load_mono_16k, bit for bit."""

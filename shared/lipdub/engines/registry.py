@@ -33,10 +33,22 @@ def build_engine(
     inference: str = LOCAL, served_wav2lip: str = "wav2lip", cpu_runtime: str = "auto",
     model_cache: Path | None = None,
 ) -> LipSyncEngine:
-    """`inference`: where the model runs (LIPDUB_INFERENCE: local, or a model server);
-    `served_wav2lip`: which of the server's models runs it; `cpu_runtime`: how this
-    process runs it on a CPU (lipdub.inference.runtimes.CpuRuntime); `model_cache`: where
-    files made from the weights are kept (LIPDUB_MODEL_CACHE_DIR by default)."""
+    """One engine (see build_engines)."""
+    return build_engines(1, name, wav2lip_checkpoint, device, batch_size, inference,
+                         served_wav2lip, cpu_runtime, model_cache)[0]
+
+
+def build_engines(
+    count: int, name: str, wav2lip_checkpoint: Path | None, device: str = "auto",
+    batch_size: int = 16, inference: str = LOCAL, served_wav2lip: str = "wav2lip",
+    cpu_runtime: str = "auto", model_cache: Path | None = None,
+) -> list[LipSyncEngine]:
+    """`count` engines sharing one model (a cast: one engine per character, each with its
+    own line and temporal state; the weights load once). `inference`: where the model
+    runs (LIPDUB_INFERENCE: local, or a model server); `served_wav2lip`: which of the
+    server's models runs it; `cpu_runtime`: how this process runs it on a CPU
+    (lipdub.inference.runtimes.CpuRuntime); `model_cache`: where files made from the
+    weights are kept (LIPDUB_MODEL_CACHE_DIR by default)."""
     resolved = resolve_engine_name(name, wav2lip_checkpoint, inference)
     if resolved == "wav2lip":
         from lipdub.engines.wav2lip import Wav2LipEngine
@@ -44,10 +56,10 @@ def build_engine(
 
         predictor = wav2lip_predictor(inference, wav2lip_checkpoint, device, served_wav2lip,
                                       cpu_runtime, model_cache)
-        return Wav2LipEngine(predictor, batch_size=batch_size)
+        return [Wav2LipEngine(predictor, batch_size=batch_size) for _ in range(count)]
     from lipdub.engines.warp.engine import WarpEngine
 
-    return WarpEngine()
+    return [WarpEngine() for _ in range(count)]
 
 
 def analysis_engine(resolved: str) -> LipSyncEngine:

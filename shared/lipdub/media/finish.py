@@ -64,3 +64,21 @@ def _failed(exc: ffmpeg.Error) -> FinishError:
     tail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
     return FinishError(f"FFmpeg could not finish the dub: {' / '.join(tail)}",
                        "Report this with the job id.")
+
+
+def mix_lines(lines: list[Path], output: Path) -> None:
+    """A cast's lines summed into one track (each character's stem as recorded: no
+    level scaling, so a line sounds the same mixed as alone), as long as the longest.
+    Written atomically, as FLAC (lossless: the dub's own encode is the one lossy step)."""
+    partial = output.with_name(f".{output.name}.partial")
+    inputs = [ffmpeg.input(str(line)).audio for line in lines]
+    mixed = ffmpeg.filter(inputs, "amix", inputs=len(inputs), duration="longest",
+                          normalize=0) if len(inputs) > 1 else inputs[0]
+    job = ffmpeg.output(mixed, str(partial), acodec="flac", f="flac")
+    try:
+        job.run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+        partial.replace(output)
+    except ffmpeg.Error as exc:
+        raise _failed(exc) from exc
+    finally:
+        partial.unlink(missing_ok=True)

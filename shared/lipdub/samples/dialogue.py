@@ -47,9 +47,10 @@ class Dialogue:
     centres: tuple[np.ndarray, np.ndarray]  # per frame: each face's centre (x, y) in pixels
 
 
-def _lines(spec: DialogueSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def dialogue_lines(spec: DialogueSpec) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Each speaker's line (speech on their turns, silence on the other's) and the turn
-    owner per sample."""
+    owner per sample. Another seed gives other lines on the same turns: a dub's new
+    lines, said where the originals were."""
     total = round(spec.seconds * FEATURE_RATE)
     lines = np.zeros((2, total), np.float32)
     owner = np.zeros(total, np.int8)
@@ -107,7 +108,7 @@ def _pair(spec: DialogueSpec, shot: int) -> tuple[np.ndarray, list[FaceShape], l
 
 def write_dialogue(path: Path, spec: DialogueSpec = DialogueSpec()) -> Dialogue:
     """The clip (H.264 + AAC: the two lines mixed) and what is true about it."""
-    line_a, line_b, owner = _lines(spec)
+    line_a, line_b, owner = dialogue_lines(spec)
     fps = float(spec.fps)
     count = round(spec.seconds * fps)
     tracks = [articulation_track(line, fps, count) for line in (line_a, line_b)]
