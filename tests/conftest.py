@@ -10,6 +10,12 @@ import pytest
 
 os.environ.setdefault("GLOG_minloglevel", "2")
 
+from lipdub.samples.dialogue import (  # noqa: E402
+    Dialogue,
+    DialogueSpec,
+    dialogue_lines,
+    write_dialogue,
+)
 from lipdub.samples.speech import SpeechSpec, speech_like, write_wav  # noqa: E402
 from lipdub.samples.talking import ClipSpec, write_talking_clip  # noqa: E402
 from tests.http_helpers import Site, free_port  # noqa: E402
@@ -60,6 +66,23 @@ def new_voice(samples: Samples) -> Path:
 def short_voice(samples: Samples) -> Path:
     """2.5 s: shorter than the clip."""
     return samples.audio("short_voice", 2.5, seed=11)
+
+
+@pytest.fixture(scope="session")
+def dialogue(samples: Samples) -> Dialogue:
+    """Two people taking six turns (9 s, 640x360), with cuts at 3.0 s and 6.2 s."""
+    return write_dialogue(samples.root / "dialogue.mp4")
+
+
+@pytest.fixture(scope="session")
+def new_lines(samples: Samples) -> tuple[Path, Path]:
+    """The dialogue's two characters' new lines (other words on the same turns), as
+    stems: the left person's, then the right person's."""
+    left, right, _ = dialogue_lines(DialogueSpec(seed=11))
+    paths = (samples.root / "line-left.wav", samples.root / "line-right.wav")
+    for path, line in zip(paths, (left, right), strict=True):
+        write_wav(str(path), line)
+    return paths
 
 
 @pytest.fixture(scope="session")

@@ -14,13 +14,7 @@ from lipdub.faces.people import People, track_people
 from lipdub.faces.speaking import Speaking, loudness, mouth_openness, who_speaks
 from lipdub.media.decode import iter_frames
 from lipdub.media.probe import probe_video
-from lipdub.samples.dialogue import Dialogue, DialogueSpec, face_at, write_dialogue
-
-
-@pytest.fixture(scope="module")
-def dialogue(tmp_path_factory: pytest.TempPathFactory) -> Dialogue:
-    """Two people taking six turns (9 s), with cuts at 3.0 s and 6.2 s."""
-    return write_dialogue(tmp_path_factory.mktemp("dialogue") / "dialogue.mp4")
+from lipdub.samples.dialogue import Dialogue, DialogueSpec, face_at
 
 
 @pytest.fixture(scope="module")
