@@ -24,6 +24,7 @@ from lipdub.pipeline import DubReport
 from lipdub.samples.dialogue import Dialogue, face_at
 from lipdub.samples.speech import write_wav
 from lipdub.scene import Scene
+from tests.test_cli_dub import run_cli
 
 FPS = 25.0
 
@@ -214,3 +215,40 @@ def test_a_corrected_cast_reuses_the_stored_analysis(
     assert stages.started == ["lip-sync"]
     assert isinstance(report, DubReport) and report.output_frames > 0
     assert any(r.pinned and r.character == "anna" for r in casting.roles)
+
+
+def test_the_cli_dubs_a_cast_and_prints_it(dialogue: Dialogue, new_lines: tuple[Path, Path],
+                                           tmp_path: Path) -> None:
+    x, y = _face_centre(dialogue, 1, 10)
+    output = tmp_path / "cli.mp4"
+    code, text = run_cli("dub", "--video", str(dialogue.path), "--output", str(output),
+                         "--cast", f"anna={new_lines[0]}",
+                         "--cast", f"ben={new_lines[1]}@10:{x:.0f},{y:.0f}")
+    assert code == 0, text
+    assert probe_video(output).frame_count == probe_video(dialogue.path).frame_count
+    rows = [line.split("│")[1:6] for line in text.splitlines() if line.count("│") == 6]
+    roles = {(r[0].strip(), r[2].strip(), r[4].strip()) for r in rows}
+    assert ("0", "ben", "editor") in roles and ("0", "anna", "auto") in roles
+    assert {"1", "2"} <= {shot for shot, _, _ in roles}
+    assert "faces" in text and "casting" in text  # the analysis shows in the stage table
+
+
+def test_the_cli_refuses_a_bad_cast_before_the_analysis(
+        dialogue: Dialogue, new_lines: tuple[Path, Path], tmp_path: Path) -> None:
+    output = tmp_path / "bad.mp4"
+    for args, message in (
+            (["--cast", "anna"], "is not NAME=LINE"),
+            (["--cast", f"anna={new_lines[0]}@left"], "the face 'left'"),
+            (["--cast", f"anna={tmp_path / 'none.wav'}"], "none.wav' does not exist"),
+            (["--cast", f"anna={new_lines[0]}", "--face", "center"], "With --cast"),
+            ([], "No new audio was given")):
+        code, text = run_cli("dub", "--video", str(dialogue.path), "--output", str(output),
+                             *args)
+        assert code == 2 and message in text, text
+        assert "faces" not in text  # refused before any analysis
+    assert not output.exists()
+    cast_file = tmp_path / "cast.json"
+    cast_file.write_text(json.dumps([{"character": "anna"}]))
+    code, text = run_cli("dub", "--video", str(dialogue.path), "--output", str(output),
+                         "--cast-file", str(cast_file))
+    assert code == 2 and "cast[0].audio is missing" in text, text

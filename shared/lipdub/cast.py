@@ -8,17 +8,23 @@ dubbed with its own line in one render pass."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lipdub.casting import Role, propose_cast
 from lipdub.errors import BadOptionError
 from lipdub.faces.boxes import iou
-from lipdub.faces.people import People
-from lipdub.faces.speaking import Speaking
-from lipdub.faces.track import FaceTrack
+
+# The gateway reads this module's names and checks requests with it: the face analysis
+# behind casting is imported where a cast is made.
+if TYPE_CHECKING:
+    from lipdub.casting import Role
+    from lipdub.faces.people import People
+    from lipdub.faces.speaking import Speaking
+    from lipdub.faces.track import FaceTrack
 
 AUTO = "auto"
 _PIN_IOU = 0.3  # a pinned box must overlap a detected face this much to pick it
@@ -160,6 +166,9 @@ def cast_characters(people: People, speaking: Speaking, characters: list[Charact
                     lines: dict[str, np.ndarray]) -> Casting:
     """Each character's face track. `lines`: per character, the frames where their line
     (the original if given, else the new one) is heard (casting.line_activity)."""
+    from lipdub.casting import propose_cast
+    from lipdub.faces.track import FaceTrack
+
     pinned: dict[int, str] = {}
     for i, character in enumerate(characters):
         if isinstance(character.face, FacePoint | FaceBox):
@@ -193,3 +202,62 @@ def cast_characters(people: People, speaking: Speaking, characters: list[Charact
         tracks[character.name] = FaceTrack(boxes=boxes, shot=people.shot,
                                            frame_size=people.frame_size)
     return Casting(tracks, roles, warnings)
+
+
+def parse_cast(items: object, locate: Callable[[str, str], Path]) -> list[Character]:
+    """A cast as a request or a cast file gives it: [{"character": NAME, "audio": LINE,
+    "face": FACE (optional, see parse_face), "original": LINE (optional)}, ...].
+    `locate(reference, what)`: a line's or a boxes file's local path."""
+    if not isinstance(items, list) or not items:
+        raise BadOptionError("cast is not a list of characters.",
+                             'Give [{"character": "anna", "audio": "anna.wav"}, ...].')
+    cast = []
+    for i, item in enumerate(items):
+        what = f"cast[{i}]"
+        if not isinstance(item, dict) or not set(item) <= {"character", "audio", "face",
+                                                             "original"}:
+            raise BadOptionError(f"{what} is not understood: {item!r}.",
+                                 "Give character, audio, and optionally face and original.")
+        if not isinstance(item.get("character"), str) or not item["character"]:
+            raise BadOptionError(f"{what}.character is missing.", "Name the character.")
+        if not isinstance(item.get("audio"), str) or not item["audio"]:
+            raise BadOptionError(f"{what}.audio is missing: character "
+                                 f"'{item['character']}' has no line.",
+                                 "Give the character's new line (a dialogue stem).")
+        original = item.get("original")
+        cast.append(Character(
+            item["character"], locate(item["audio"], what + ".audio"),
+            parse_face(item.get("face"), what + ".face",
+                       lambda ref, w=what: locate(ref, w + ".face.boxes")),
+            locate(original, what + ".original") if original else None))
+    return cast
+
+
+def parse_cast_option(text: str, position: int) -> dict:
+    """The CLI's short form NAME=LINE[@FACE], FACE being auto, FRAME:X,Y (a point),
+    FRAME:X0,Y0,X1,Y1 (a box) or a JSON file of per-frame boxes: as parse_cast's item."""
+    name, equals, rest = text.partition("=")
+    line, at, face_text = rest.rpartition("@") if "@" in rest else (rest, "", "")
+    if not equals or not name or not line:
+        raise BadOptionError(f"--cast '{text}' is not NAME=LINE[@FACE].",
+                             "For example --cast anna=anna.wav@120:400,300.")
+    item: dict = {"character": name, "audio": line}
+    if not at or face_text == AUTO:
+        return item
+    frame, colon, numbers = face_text.partition(":")
+    values = numbers.split(",")
+    if colon and frame.isdigit() and len(values) in (2, 4):
+        try:
+            coords = [float(v) for v in values]
+        except ValueError:
+            coords = []
+        if coords:
+            item["face"] = ({"frame": int(frame), "x": coords[0], "y": coords[1]}
+                            if len(coords) == 2 else {"frame": int(frame), "box": coords})
+            return item
+    if face_text.endswith(".json"):
+        item["face"] = {"boxes": face_text}
+        return item
+    raise BadOptionError(f"--cast '{text}': the face '{face_text}' of cast[{position}] is "
+                         "not understood.",
+                         "Give auto, FRAME:X,Y, FRAME:X0,Y0,X1,Y1 or a .json boxes file.")

@@ -20,7 +20,7 @@ from lipdub.media.checks import check_dub_files
 from lipdub.media.finish import mix_lines
 from lipdub.media.probe import VideoInfo, probe_audio
 from lipdub.pipeline import DubReport, Performer, render_cast, study_faces
-from lipdub.progress import NullProgress, ProgressSink
+from lipdub.progress import NullProgress, ProgressSink, StageClock
 from lipdub.ranges import FrameRange
 from lipdub.scene import Scene, analyse_scene
 from lipdub.sync import SyncMode
@@ -78,15 +78,19 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
         if mix is None:
             mix_lines([c.line for c in characters], sound)
         info = check_dub_files(video, sound, output)
-        scene = scene or analyse_scene(info, detect_every, progress)
-        casting = cast_scene(scene, characters)
-        performers = study_cast(info, casting, characters, engines)
+        clock = StageClock()
+        with clock.time("faces", frames=info.frame_count if scene is None else 0):
+            scene = scene or analyse_scene(info, detect_every, progress)
+        with clock.time("casting", frames=info.frame_count):
+            casting = cast_scene(scene, characters)
+            performers = study_cast(info, casting, characters, engines)
         with ExitStack() as lines:
             for performer, character in zip(performers, characters, strict=True):
                 performer.line = lines.enter_context(decoded_samples(character.line, folder))
             report = render_cast(video, sound, output, performers, sync_mode, progress,
                                  ranges=ranges)
     report.warnings += casting.warnings
+    report.stages = {**clock.stages, **report.stages}
     report.seconds_total = time.perf_counter() - started
     return report, casting, scene
 

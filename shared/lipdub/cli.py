@@ -97,8 +97,10 @@ def _fail(error: LipDubError) -> None:
 @app.command()
 def dub(
     video: Annotated[Path, typer.Option("--video", help="Footage of the person speaking.")],
-    audio: Annotated[Path, typer.Option("--audio", help="The new audio track (any format).")],
     output: Annotated[Path, typer.Option("--output", help="Where to write the dub (.mp4).")],
+    audio: Annotated[Path | None, typer.Option(
+        "--audio", help="The new audio track (any format); with --cast, the full mix the "
+                        "output sounds like (default: the characters' lines mixed).")] = None,
     engine: Annotated[str, typer.Option(help="auto | wav2lip | warp")] = "auto",
     wav2lip_checkpoint: Annotated[Path | None, typer.Option(
         help="Wav2Lip weights (wav2lip.pth / wav2lip_gan.pth); or LIPDUB_WAV2LIP_CHECKPOINT.",
@@ -119,23 +121,57 @@ def dub(
         help="Restore the dubbed face with this identity's trained restorer.")] = None,
     restore: Annotated[str, typer.Option(
         help="none | auto (train a restorer on VIDEO itself first, then dub)")] = "none",
+    cast: Annotated[list[str] | None, typer.Option(
+        "--cast", help="A character and their new line, NAME=LINE[@FACE]; repeat for each. "
+                       "FACE: auto (found by who speaks when the line is heard), FRAME:X,Y, "
+                       "FRAME:X0,Y0,X1,Y1 or a .json file of per-frame boxes.")] = None,
+    cast_file: Annotated[Path | None, typer.Option(
+        help="The cast as JSON: [{character, audio, face, original}], as in the API.",
+    )] = None,
 ) -> None:
-    """Re-sync the lips in VIDEO to AUDIO and write OUTPUT."""
+    """Re-sync the lips in VIDEO to AUDIO (or each character's face to their own line,
+    with --cast) and write OUTPUT."""
     from lipdub.media.checks import check_dub_files
 
     try:
+        if cast or cast_file:
+            from lipdub.cli_cast import dub_cast_command
+
+            if identity or restore != "none" or face != "largest":
+                raise _cast_conflict()
+            dub_cast_command(video, audio, output, cast or [], cast_file, engine,
+                             wav2lip_checkpoint, sync_mode, device, cpu_runtime, dub_range)
+            return
+        if audio is None:
+            from lipdub.errors import BadOptionError
+
+            raise BadOptionError("No new audio was given.",
+                                 "Give --audio, or --cast with each character's line.")
         check_dub_files(video, audio, output)  # before any model loads
         restorer = _restorer(identity, restore, video, face, device)
         ranges = None
         if dub_range:
-            from lipdub.media.probe import probe_video
-            from lipdub.ranges import parse_ranges
-
-            ranges = parse_ranges(dub_range, probe_video(video).fps)
+            ranges = parse_cli_ranges(dub_range, video)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
                 preview, restorer, cpu_runtime, ranges)
     except LipDubError as error:
         _fail(error)
+
+
+def _cast_conflict() -> LipDubError:
+    from lipdub.errors import BadOptionError
+
+    return BadOptionError(
+        "--face, --identity and --restore choose and restore the one face of a plain dub.",
+        "With --cast, give each character's face in its --cast; restoration of a cast is "
+        "not supported.")
+
+
+def parse_cli_ranges(specs: list[str], video: Path):  # noqa: ANN201 - list[FrameRange]
+    from lipdub.media.probe import probe_video
+    from lipdub.ranges import parse_ranges
+
+    return parse_ranges(specs, probe_video(video).fps)
 
 
 def _restorer(identity: str | None, restore: str, video: Path, face: str, device: str):  # noqa: ANN202

@@ -4,7 +4,8 @@ work, done in one worker-thread hop."""
 
 from sqlalchemy.orm import Session
 
-from lipdub.errors import LipDubError
+from lipdub.errors import BadOptionError, LipDubError
+from lipdub.jobs.cast_work import analysis_source
 from lipdub.jobs.identities import IdentityNotFoundError, get_identity
 from lipdub.jobs.inputs import InputNotAvailableError, UploadNotReadyError
 from lipdub.jobs.keys import TenantRef
@@ -58,6 +59,10 @@ def admit(state: Gateway, request: JobRequest, inputs: list[str], tenant: Tenant
         missing = identity_error(session, tenant.id, request)
         if missing is not None:
             raise Problem(422, "Unknown identity", str(missing), missing.code) from missing
+        try:
+            analysis_source(session, tenant.id, request.video_uri, request.options)
+        except BadOptionError as exc:
+            raise Problem(422, "Unknown analysis", str(exc), exc.code) from exc
         try:
             job, created = create_job(session, tenant.id, request, idempotency_key,
                                       max_in_flight=settings.max_jobs_in_flight)

@@ -7,8 +7,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
+from lipdub.cast import MAX_CHARACTERS
 from lipdub.db.models import Batch, Identity, Job, JobState, PartState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.errors import BadOptionError
@@ -55,6 +63,49 @@ WebhookUrl = Annotated[str | None, Field(max_length=MAX_URI_CHARS)]
 
 RangeSpec = Annotated[str, Field(max_length=40, pattern=RANGE_PATTERN)]
 MAX_RANGES = 500
+Pixels = Annotated[float, Field(ge=0, le=100_000)]
+FrameNumber = Annotated[int, Field(ge=0, le=10**8)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FacePointIn(_Strict):
+    frame: FrameNumber
+    x: Pixels
+    y: Pixels
+
+
+class FaceBoxIn(_Strict):
+    frame: FrameNumber
+    box: list[Pixels] = Field(min_length=4, max_length=4, description="x0, y0, x1, y1")
+
+    @field_validator("box")
+    @classmethod
+    def ordered(cls, box: list[float]) -> list[float]:
+        if box[2] <= box[0] or box[3] <= box[1]:
+            raise ValueError("a box is [x0, y0, x1, y1] with x1 > x0 and y1 > y0")
+        return box
+
+
+class FaceBoxesIn(_Strict):
+    boxes: InputUri = Field(description='A JSON file {"<frame>": [x0, y0, x1, y1], ...}: '
+                                        "the face's box on each frame, used as given")
+
+
+class CastMemberIn(_Strict):
+    character: str = Field(min_length=1, max_length=64, pattern=r"^[\w .'-]+$")
+    audio: InputUri = Field(description="The character's new line (a dialogue stem)")
+    original: InputUri | None = Field(None, description="Their original-language line: "
+                                      "finds their face best (default: the new line)")
+    face: Literal["auto"] | FacePointIn | FaceBoxIn | FaceBoxesIn = Field(
+        "auto", description="auto: the face that speaks when the line is heard; or a point "
+        "or a box on a frame (that person, through their shot); or per-frame boxes")
+
+    def uris(self) -> list[str]:
+        boxes = [self.face.boxes] if isinstance(self.face, FaceBoxesIn) else []
+        return [self.audio, *([self.original] if self.original else []), *boxes]
 
 
 class JobOptions(BaseModel):
@@ -79,11 +130,26 @@ class JobOptions(BaseModel):
         "(12.5-14), frames (300f-350f) or SMPTE timecode at the video's rate "
         "(00:00:12:12-00:00:14:00). Frames outside every range stay as filmed; each range "
         "fades in and out over 4 frames. Checked against the video when the job starts.")
+    cast: list[CastMemberIn] | None = Field(
+        None, min_length=1, max_length=MAX_CHARACTERS,
+        description="Several characters dubbed at once, each face with its own line; the "
+        "job's audio, if given, is the full mix the output sounds like")
+    reuse_analysis: str | None = Field(
+        None, max_length=64, description="A finished cast job of yours on the same video: "
+        "its face analysis is re-used (a corrected cast runs without analysing again)")
 
     @model_validator(mode="after")
     def one_restorer(self) -> JobOptions:
         if self.identity and self.restore == "auto":
             raise ValueError("give identity or restore: auto, not both")
+        if self.cast and (self.identity or self.restore != "none" or self.face != "largest"):
+            raise ValueError("face, identity and restore are for a one-face dub: with a "
+                             "cast, give each character's face in the cast (restoration of "
+                             "a cast is not supported)")
+        if self.cast and len({c.character for c in self.cast}) < len(self.cast):
+            raise ValueError("cast: each character must have its own name")
+        if self.reuse_analysis and not self.cast:
+            raise ValueError("reuse_analysis is for a cast's job")
         return self
 
     @field_validator("ranges")
@@ -99,10 +165,22 @@ class JobOptions(BaseModel):
 
 class JobCreate(BaseModel):
     video: InputUri
-    audio: InputUri
+    audio: InputUri | None = Field(None, description="The new sound track (with a cast: "
+                                   "the full mix; default: the characters' lines mixed)")
     options: JobOptions = JobOptions()
     webhook_url: WebhookUrl = None
     metadata: Metadata = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def some_audio(self) -> JobCreate:
+        if self.audio is None and not self.options.cast:
+            raise ValueError("audio is required (or options.cast, each character's line)")
+        return self
+
+    def input_uris(self) -> list[str]:
+        """Every input the job names: each is checked against the caller's tenant."""
+        cast = [uri for member in self.options.cast or [] for uri in member.uris()]
+        return [self.video, *([self.audio] if self.audio else []), *cast]
 
 
 class JobEventOut(BaseModel):
@@ -131,6 +209,9 @@ class JobOut(BaseModel):
     error_code: str | None
     error_message: str | None
     timings: dict
+    cast: list[dict] | None = Field(None, description="A cast's job: per shot, each person "
+                                    "on screen, the character they were cast as (or none), "
+                                    "the confidence and whether it was found or given")
     created_at: datetime
     updated_at: datetime
     events: list[JobEventOut]
@@ -142,6 +223,7 @@ class JobOut(BaseModel):
                    segments={"done": sum(p.state is PartState.DONE for p in job.parts),
                              "total": len(job.parts)} if job.parts else None,
                    stages_done=(job.work or {}).get("done", []),
+                   cast=(job.work or {}).get("cast_report"),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,

@@ -18,20 +18,20 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Callable
-from contextlib import closing
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lipdub.config import Settings, get_settings
-from lipdub.engines.registry import analysis_engine, build_engine, resolve_engine_name
+from lipdub.config import Settings
+from lipdub.engines.registry import analysis_engine, build_engines, resolve_engine_name
 from lipdub.faces.select import FaceSelector
+from lipdub.jobs.cast_work import analysis_source, cast_faces, performers, stage_cast
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
 from lipdub.jobs.inputs import InputKind, input_kind
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
 from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
 from lipdub.media.probe import probe_audio, probe_video
-from lipdub.progress import ProgressSink
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode, plan_sync
 
@@ -42,23 +42,17 @@ if TYPE_CHECKING:
     from lipdub.pipeline import Span
 
 
-def dub_file(video: Path, audio: Path, output: Path, options: dict,
-             progress: ProgressSink, restorer=None) -> dict:  # noqa: ANN001 - Restorer
-    """A whole dub in one call (the same core the CLI uses)."""
-    from lipdub.pipeline import dub
-
-    settings = get_settings()
-    with closing(_engine(settings, options)) as engine:
-        report = dub(video, audio, output, engine, _sync(options), _face(options),
-                     settings.detect_every, progress, restorer,
-                     _ranges(options, video))
-    return _timings(report)
-
-
 def _engine(s: Settings, options: dict):  # noqa: ANN202 - LipSyncEngine
-    return build_engine(options.get("engine", "auto"), s.wav2lip_checkpoint, s.device,
-                        s.wav2lip_batch_size, s.inference, s.served_wav2lip, s.cpu_runtime,
-                        s.model_cache_dir)
+    return _engines(s, options.get("engine", "auto"), 1)[0]
+
+
+def _engines(s: Settings, name: str, count: int) -> list:
+    return build_engines(count, name, s.wav2lip_checkpoint, s.device, s.wav2lip_batch_size,
+                         s.inference, s.served_wav2lip, s.cpu_runtime, s.model_cache_dir)
+
+
+def _cast(job) -> bool:  # noqa: ANN001 - Job
+    return bool((job.options or {}).get("cast"))
 
 
 def _sync(options: dict) -> SyncMode:
@@ -132,7 +126,13 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.work["engine"] = engine_of(ctx)
         ctx.work["video"] = _stage_input(ctx, ctx.job.video_uri, "video")
         ctx.progress.advance("fetch")
-        ctx.work["audio"] = _stage_input(ctx, ctx.job.audio_uri, "audio")
+        if _cast(ctx.job):
+            # A wrong reuse_analysis fails now (admission checked it: this is a retry).
+            analysis_source(ctx.session, ctx.job.tenant_id, ctx.job.video_uri,
+                            ctx.job.options)
+            stage_cast(ctx, lambda uri, name: _stage_input(ctx, uri, name))
+        if ctx.job.audio_uri is not None:
+            ctx.work["audio"] = _stage_input(ctx, ctx.job.audio_uri, "audio")
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         check_inputs(video, audio)
         probe_audio(audio)  # no audio track: fail now, with its own message
@@ -152,6 +152,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         from lipdub.analysis_io import save_analysis
         from lipdub.pipeline import analyse_video
 
+        if _cast(ctx.job):
+            cast_faces(ctx, engine_of(ctx), settings.detect_every)
+            return
         video = ctx.local(ctx.work["video"])
         with closing(analysis_engine(engine_of(ctx))) as engine:
             analysis = analyse_video(video, engine, _face(ctx.job.options),
@@ -183,18 +186,29 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
     def render(ctx: WorkContext, output: Path, span: Span | None = None):  # noqa: ANN202
         from lipdub.analysis_io import load_analysis
         from lipdub.audio.samples import decoded_once
-        from lipdub.pipeline import render_video
+        from lipdub.pipeline import render_cast, render_video
 
         options = ctx.job.options
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
+        ranges = _ranges(options, video)
+        warnings = list(ctx.work.get("warnings", []))
+        if _cast(ctx.job):
+            engines = _engines(settings, engine_of(ctx), len(options["cast"]))
+            with ExitStack() as stack:
+                for engine in engines:
+                    stack.enter_context(closing(engine))
+                report = render_cast(video, audio, output, performers(ctx, engines),
+                                     _sync(options), ctx.progress, None, span,
+                                     decoded_once(audio), ranges)
+            report.warnings += warnings
+            return report
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
-        restorer, warnings = None, list(ctx.work.get("warnings", []))
+        restorer = None
         if "restorer" in ctx.work:
             restorer = restorer_from(ctx, ctx.work["restorer"], settings)
         elif options.get("identity"):
             restorer, skipped = load_restorer(ctx, options["identity"], settings)
             warnings += [skipped] if skipped else []
-        ranges = _ranges(options, video)
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
                                   ctx.progress, restorer, span, decoded_once(audio), ranges)
@@ -210,7 +224,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         from lipdub.segments import plan_for
 
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
-        analysis = load_analysis(ctx.local(ctx.work["analysis"]))
+        # A cast's faces share one shot list: any of them plans the cuts.
+        first = ctx.work["cast_analyses"][0] if _cast(ctx.job) else ctx.work["analysis"]
+        analysis = load_analysis(ctx.local(first))
         _, _, planned = plan_for(video, decoded_once(audio), analysis,
                                  _sync(ctx.job.options), settings.segment_seconds)
         if len(planned) < 2:

@@ -38,7 +38,7 @@ class InvalidTransitionError(Exception):
 @dataclass(frozen=True)
 class JobRequest:
     video_uri: str
-    audio_uri: str
+    audio_uri: str | None
     options: dict
     webhook_url: str | None = None
     metadata: dict | None = None

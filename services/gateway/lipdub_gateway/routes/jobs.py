@@ -29,7 +29,7 @@ async def submit(body: JobCreate, state: State, tenant: Caller, response: Respon
                  idempotency_key: IdempotencyKey = None) -> JobOut:
     request = JobRequest(body.video, body.audio, body.options.model_dump(mode="json"),
                          body.webhook_url, body.metadata)
-    job, created = await run_in_threadpool(admit, state, request, [body.video, body.audio],
+    job, created = await run_in_threadpool(admit, state, request, body.input_uris(),
                                            tenant, idempotency_key)
     if not created:
         response.status_code = 200

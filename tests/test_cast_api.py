@@ -1,0 +1,61 @@
+"""A cast through the REST API, on SQLite and PostgreSQL: each character's line and face in
+the job request, the cast reported with the job, a corrected cast re-using the stored
+analysis, and bad casting refused with a 4xx naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lipdub.media.probe import probe_video
+from lipdub.samples.dialogue import Dialogue
+from tests.test_platform_api import _upload, _wait, platform  # noqa: F401 - a fixture
+
+
+def test_a_cast_job_dubs_each_face_with_its_own_line(
+        platform, dialogue: Dialogue, new_lines: tuple[Path, Path]) -> None:  # noqa: F811
+    client, a, b, settings = platform
+    video = _upload(client, a, dialogue.path)
+    anna, ben = (_upload(client, a, line) for line in new_lines)
+    x, y = (float(v) for v in dialogue.centres[1][10])
+    cast = [{"character": "anna", "audio": anna},
+            {"character": "ben", "audio": ben, "face": {"frame": 10, "x": x, "y": y}}]
+    r = client.post("/v1/jobs", headers=a, json={
+        "video": video, "options": {"engine": "warp", "cast": cast}})
+    assert r.status_code == 201, r.text
+    done = _wait(client, a, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    roles = done["cast"]
+    assert len(roles) == 6 and {r["character"] for r in roles} == {"anna", "ben"}
+    assert [r["source"] for r in roles if r["shot"] == 0 and r["character"] == "ben"] \
+        == ["editor"]
+    assert all(r["confidence"] >= 0.9 for r in roles)
+    result = client.get(f"/v1/jobs/{done['id']}/result", headers=a)
+    assert result.status_code == 200
+    output = Path(settings.storage_dir) / "check.mp4"
+    output.write_bytes(result.content)
+    info = probe_video(output)
+    assert info.frame_count == probe_video(dialogue.path).frame_count and info.has_audio
+    # The scene analysis is kept under the tenant's own prefix, beyond the job.
+    stored = list(Path(settings.storage_dir).glob(f"tenants/*/analyses/{done['id']}/*"))
+    assert [p.name for p in stored] == ["scene.npz"]
+
+    # The editor corrects the cast: the stored analysis is re-used, not made again.
+    again = client.post("/v1/jobs", headers=a, json={
+        "video": video, "options": {"engine": "warp", "reuse_analysis": done["id"],
+                                    "cast": [cast[1], cast[0]]}})
+    assert again.status_code == 201, again.text
+    redone = _wait(client, a, again.json()["id"])
+    assert redone["state"] == "succeeded", redone
+    assert not (stored[0].parent.parent / redone["id"]).exists()  # no second analysis
+    assert [r["character"] for r in redone["cast"]] == [r["character"] for r in roles]
+    # Another tenant can neither re-use this analysis nor name these lines.
+    for body in ({"video": video, "options": {"cast": cast, "reuse_analysis": done["id"]}},
+                 {"video": _upload(client, b, dialogue.path),
+                  "options": {"cast": cast}}):
+        refused = client.post("/v1/jobs", headers=b, json=body)
+        assert refused.status_code == 422, refused.text
+    refused = client.post("/v1/jobs", headers=b, json={
+        "video": _upload(client, b, dialogue.path),
+        "options": {"cast": cast[:1], "reuse_analysis": done["id"]}})
+    assert refused.status_code == 422 and "not a finished cast job of yours" in refused.text
+
