@@ -56,6 +56,41 @@ def test_a_cast_job_dubs_each_face_with_its_own_line(
         assert refused.status_code == 422, refused.text
     refused = client.post("/v1/jobs", headers=b, json={
         "video": _upload(client, b, dialogue.path),
-        "options": {"cast": cast[:1], "reuse_analysis": done["id"]}})
+        "options": {"cast": [{"character": "anna", "audio": _upload(client, b, new_lines[0])}],
+                    "reuse_analysis": done["id"]}})
     assert refused.status_code == 422 and "not a finished cast job of yours" in refused.text
 
+
+
+def test_bad_casting_is_refused_naming_the_field(
+        platform, dialogue: Dialogue, new_lines: tuple[Path, Path]) -> None:  # noqa: F811
+    client, a, _, _ = platform
+    video = _upload(client, a, dialogue.path)
+    line = _upload(client, a, new_lines[0])
+    anna = {"character": "anna", "audio": line}
+    for body, field, message in (
+            ({"cast": [anna, {"character": "ben"}]}, "cast.1.audio", "Field required"),
+            ({"cast": [anna, anna]}, "options", "its own name"),
+            ({"cast": [anna], "face": "center"}, "options", "with a cast"),
+            ({"cast": [{**anna, "face": {"frame": 3, "box": [50, 50, 10, 90]}}]},
+             "cast.0.face", "x1 > x0"),
+            ({"cast": [{**anna, "face": {"frame": -1, "x": 1, "y": 1}}]}, "cast.0.face",
+             "greater than or equal to 0"),
+            ({"cast": [{**anna, "face": {"frame": 1, "x": 1, "y": 1, "z": 1}}]},
+             "cast.0.face", "Extra inputs"),
+            ({"cast": [{**anna, "character": f"c{i}"} for i in range(9)]}, "cast",
+             "at most 8"),
+            ({"reuse_analysis": "x" * 32}, "options", "for a cast's job"),
+            ({}, "body", "audio is required")):
+        r = client.post("/v1/jobs", headers=a, json={"video": video, "options": body})
+        assert r.status_code == 422, (body, r.text)
+        assert field in r.text and message in r.text, (body, r.text)
+    # Whether a point hits a face is known once the faces are found: the job fails then,
+    # before any rendering, naming the field.
+    r = client.post("/v1/jobs", headers=a, json={"video": video, "options": {
+        "engine": "warp", "cast": [{**anna, "face": {"frame": 10, "x": 5, "y": 5}}]}})
+    failed = _wait(client, a, r.json()["id"])
+    assert failed["state"] == "failed" and failed["error_code"] == "bad_option", failed
+    assert "cast[0].face: the point (5, 5) on frame 10 hits no face" in \
+        failed["error_message"]
+    assert "lip-sync" not in failed["stages_done"]
