@@ -7,6 +7,7 @@ from __future__ import annotations
 import tempfile
 import time
 from contextlib import ExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from lipdub.media.probe import VideoInfo, probe_audio
 from lipdub.pipeline import DubReport, Performer, render_cast, study_faces
 from lipdub.progress import NullProgress, ProgressSink, StageClock
 from lipdub.ranges import FrameRange
+from lipdub.retakes import retakes, splice
 from lipdub.scene import Scene, analyse_scene
 from lipdub.sync import SyncMode
 
@@ -74,10 +76,9 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
     started = time.perf_counter()
     check_cast(characters)
     with tempfile.TemporaryDirectory(prefix="lipdub-cast-") as folder:
-        sound = mix if mix is not None else Path(folder) / "mix.flac"
-        if mix is None:
-            mix_lines([c.line for c in characters], sound)
-        info = check_dub_files(video, sound, output)
+        info = check_dub_files(video, mix, output, [r.audio for r in retakes(ranges)])
+        characters = with_retakes(characters, info, ranges, Path(folder))
+        sound = cast_sound(characters, mix, info, ranges, Path(folder) / "mix.flac")
         clock = StageClock()
         with clock.time("faces", frames=info.frame_count if scene is None else 0):
             scene = scene or analyse_scene(info, detect_every, progress)
@@ -95,9 +96,28 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
     return report, casting, scene
 
 
+def with_retakes(characters: list[Character], info: VideoInfo,
+                 ranges: list[FrameRange] | None, folder: Path) -> list[Character]:
+    """Each character with their ranges' own lines laid into their line."""
+    return [replace(c, line=splice(c.line, info, retakes(ranges, c.name),
+                                   folder / f"line-{i}.flac"))
+            if retakes(ranges, c.name) else c for i, c in enumerate(characters)]
+
+
+def cast_sound(characters: list[Character], mix: Path | None, info: VideoInfo,
+               ranges: list[FrameRange] | None, output: Path) -> Path:
+    """What a cast's dub sounds like: the mix given, with the ranges' own lines laid in,
+    or else the characters' lines (with theirs) mixed."""
+    if mix is None:
+        mix_lines([c.line for c in characters], output)
+        return output
+    return splice(mix, info, retakes(ranges), output) if retakes(ranges) else mix
+
+
 def study_cast(info: VideoInfo, casting: Casting, characters: list[Character],
                engines: list[LipSyncEngine]) -> list[Performer]:
     tracks = [casting.tracks[c.name] for c in characters]
-    return [Performer(engine, analysis) for engine, analysis in
-            zip(engines, study_faces(info, engines, tracks), strict=True)]
+    return [Performer(engine, analysis, character=character.name)
+            for engine, analysis, character in
+            zip(engines, study_faces(info, engines, tracks), characters, strict=True)]
 

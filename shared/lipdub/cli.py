@@ -115,7 +115,9 @@ def dub(
     preview: Annotated[bool, typer.Option(help="Also write a side-by-side preview.")] = False,
     dub_range: Annotated[list[str] | None, typer.Option(
         "--range", help="Dub only START-END (seconds 12.5-14, frames 300f-350f or timecode "
-                        "00:00:12:12-00:00:14:00); repeat for more. The rest stays as filmed.",
+                        "00:00:12:12-00:00:14:00); repeat for more. The rest stays as filmed. "
+                        "START-END@CHARACTER: only that character's face (with --cast); "
+                        "START-END=LINE: the range's own line (a re-take), heard there.",
     )] = None,
     identity: Annotated[str | None, typer.Option(
         help="Restore the dubbed face with this identity's trained restorer.")] = None,
@@ -142,16 +144,16 @@ def dub(
             dub_cast_command(video, audio, output, cast or [], cast_file, engine,
                              wav2lip_checkpoint, sync_mode, device, cpu_runtime, dub_range)
             return
-        if audio is None:
+        ranges = parse_cli_ranges(dub_range, video) if dub_range else None
+        if audio is None and not any(r.audio for r in ranges or []):
             from lipdub.errors import BadOptionError
 
             raise BadOptionError("No new audio was given.",
-                                 "Give --audio, or --cast with each character's line.")
-        check_dub_files(video, audio, output)  # before any model loads
+                                 "Give --audio, --cast with each character's line, or "
+                                 "ranges with their own lines (--range START-END=LINE).")
+        check_dub_files(video, audio, output,  # before any model loads
+                        [r.audio for r in ranges or [] if r.audio])
         restorer = _restorer(identity, restore, video, face, device)
-        ranges = None
-        if dub_range:
-            ranges = parse_cli_ranges(dub_range, video)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
                 preview, restorer, cpu_runtime, ranges)
     except LipDubError as error:
@@ -167,11 +169,14 @@ def _cast_conflict() -> LipDubError:
         "not supported.")
 
 
-def parse_cli_ranges(specs: list[str], video: Path):  # noqa: ANN201 - list[FrameRange]
+def parse_cli_ranges(specs: list[str], video: Path,
+                     cast: list[str] | None = None):  # noqa: ANN201 - list[FrameRange]
     from lipdub.media.probe import probe_video
-    from lipdub.ranges import parse_ranges
+    from lipdub.ranges import check_characters, parse_range_option, parse_ranges
 
-    return parse_ranges(specs, probe_video(video).fps)
+    parsed = [parse_range_option(spec) for spec in specs]
+    check_characters(parsed, cast)
+    return parse_ranges(parsed, probe_video(video).fps)
 
 
 def _restorer(identity: str | None, restore: str, video: Path, face: str, device: str):  # noqa: ANN202
@@ -231,7 +236,7 @@ def _train_identity(videos: list[Path], name: str, search: bool, resolution: int
                               resolution=resolution, selector=selector, on_step=on_step)
 
 
-def run_dub(video: Path, audio: Path, output: Path, engine: str,
+def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
             wav2lip_checkpoint: Path | None, sync_mode: SyncMode, face: str, device: str,
             preview: bool, restorer=None,  # noqa: ANN001 - Restorer
             cpu_runtime: str | None = None,

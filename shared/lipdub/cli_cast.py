@@ -41,8 +41,9 @@ def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[
     items, base = _cast_items(options, cast_file)
     cast = parse_cast(items, lambda reference, what: base / reference)
     check_cast(cast)  # every line readable: before any model loads
-    check_dub_files(video, mix or cast[0].line, output)
-    frame_ranges = parse_cli_ranges(ranges, video) if ranges else None
+    frame_ranges = parse_cli_ranges(ranges, video, [c.name for c in cast]) if ranges \
+        else None
+    check_dub_files(video, mix, output, [r.audio for r in frame_ranges or [] if r.audio])
     settings = get_settings()
     engines = build_engines(len(cast), engine, wav2lip_checkpoint or settings.wav2lip_checkpoint,
                             device, settings.wav2lip_batch_size, settings.inference,

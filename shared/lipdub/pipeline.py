@@ -28,7 +28,8 @@ from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.memory import release_free_memory
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
-from lipdub.ranges import FrameRange, blend_weights, check_inside
+from lipdub.ranges import FrameRange, blend_weights, check_inside, ranges_for
+from lipdub.retakes import dub_sound, retakes
 from lipdub.sync import SyncMode, SyncPlan, plan_sync
 from lipdub.threads import pipeline_threads
 
@@ -89,11 +90,12 @@ class Performer:
     engine: LipSyncEngine
     analysis: Analysis
     line: Samples | None = None  # its own line, 16 kHz; None: the dub's audio
+    character: str | None = None  # a cast's character (ranges may name it)
 
 
 def dub(
     video: Path,
-    audio: Path,
+    audio: Path | None,
     output: Path,
     engine: LipSyncEngine,
     sync_mode: SyncMode = SyncMode.CUT_OFF,
@@ -104,22 +106,24 @@ def dub(
     ranges: list[FrameRange] | None = None,
 ) -> DubReport:
     """The whole dub in one call: the analysis pass, then the render pass. `ranges`: dub
-    only these output frames (with fades at their edges); the rest stays as filmed."""
+    only these output frames (with fades at their edges); the rest stays as filmed. A
+    range with its own line is heard there (and `audio` may then be None: the video's own
+    sound around the lines)."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
     with clock.time("probe"):
-        info = check_dub_files(video, audio, output)
-    cache = (DiskFrameCache(info.height, info.width, info.frame_count)
-             if sync_mode is SyncMode.BOUNCE else None)  # filled by the analysis pass
-    try:
+        info = check_dub_files(video, audio, output, [r.audio for r in retakes(ranges)])
+    with ExitStack() as stack:
+        with clock.time("audio"):
+            sound = stack.enter_context(dub_sound(audio, info, ranges))
+        cache = (stack.enter_context(closing(DiskFrameCache(info.height, info.width,
+                                                             info.frame_count)))
+                 if sync_mode is SyncMode.BOUNCE else None)  # filled by the analysis pass
         analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
                             cache, clock, progress)
-        return _render_all(info, audio, output, [Performer(engine, analysis)], sync_mode,
+        return _render_all(info, sound, output, [Performer(engine, analysis)], sync_mode,
                            cache, clock, progress, restorer, started, ranges=ranges)
-    finally:
-        if cache is not None:
-            cache.close()
 
 
 def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None = None,
@@ -188,8 +192,10 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                                          else Padded(line, len(samples)), fps)
         if cache is None and sync_mode is SyncMode.BOUNCE:
             cache = stack.enter_context(_bounce_cache(info, plan, span, clock))
+        weights = [blend_weights(ranges_for(ranges, p.character), plan.frame_count)
+                   for p in performers]
         report = _render(info, audio, output, performers, plan, cache, clock, progress,
-                         restorer, span, blend_weights(ranges, plan.frame_count))
+                         restorer, span, weights)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     if report.face_frames == 0:
@@ -286,10 +292,12 @@ def _render(
     progress: ProgressSink,
     restorer: Restorer | None,
     span: Span | None = None,
-    weights: np.ndarray | None = None,  # per output frame: how much new mouth (None: all)
+    # Per performer, per output frame: how much new mouth (None: all of it everywhere).
+    weights: list[np.ndarray | None] | None = None,
 ) -> DubReport:
     wanted = span.frames if span is not None else range(plan.frame_count)
     first = _output_frames(plan, span).start
+    weights = weights or [None] * len(performers)
     engine_name = performers[0].engine.name
     shots = performers[0].analysis.track.shot
     report = DubReport(
@@ -322,11 +330,8 @@ def _render(
         # Warm-up frames went through the engines (their state); they are not written.
         batch: list[tuple[np.ndarray, list[MouthPatch | None]]] = []
         for frame, crops, keep in everything:
-            patches = [next(by_crop[p]) if crop is not None else None
-                       for p, crop in enumerate(crops)]
-            if weights is not None:
-                patches = [_faded(patch, weights[crop.frame_index]) if patch else None
-                           for patch, crop in zip(patches, crops, strict=True)]
+            patches = [_faded(next(by_crop[p]), weights[p], crop.frame_index)
+                       if crop is not None else None for p, crop in enumerate(crops)]
             if keep:
                 batch.append((frame, patches))
         with clock.time("composite", frames=len(batch)):
@@ -363,14 +368,14 @@ def _render(
             crops: list[FaceCrop | None] = []
             for p, performer in enumerate(performers):
                 crop = None
-                if weights is not None and weights[k] == 0:
+                if weights[p] is not None and weights[p][k] == 0:
                     previous_source[p] = -2  # the next range starts its state afresh
                 else:
                     crop = _crop(performer.analysis.track, frame, k, source,
                                  previous_source[p])
                     previous_source[p] = source
                 crops.append(crop)
-            if weights is not None and weights[k] == 0:
+            if all(w is not None and w[k] == 0 for w in weights):
                 report.outside_ranges += keep
             elif any(crop is not None for crop in crops):
                 report.face_frames += keep
@@ -398,8 +403,12 @@ def _crop(track: FaceTrack, frame: np.ndarray, k: int, source: int,
     return FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
 
 
-def _faded(patch: MouthPatch, weight: float) -> MouthPatch:
-    return patch if weight >= 1 else replace(patch, mask=patch.mask * weight)
+def _faded(patch: MouthPatch | None, weights: np.ndarray | None,
+           k: int) -> MouthPatch | None:
+    """The patch faded in or out at a range's edge (as it is, outside any fade)."""
+    if patch is None or weights is None or weights[k] >= 1:
+        return patch
+    return replace(patch, mask=patch.mask * weights[k])
 
 
 def _composited(frame: np.ndarray, patches: list[MouthPatch | None]) -> np.ndarray:

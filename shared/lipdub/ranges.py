@@ -6,8 +6,10 @@ range fades the new mouth in and out over RAMP_FRAMES frames (no pop at its edge
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 
@@ -27,6 +29,32 @@ RANGE_PATTERN = rf"^{_POINT}-{_POINT}$"
 class FrameRange:
     start: int  # output frames [start, stop)
     stop: int
+    character: str | None = None  # a cast's: only this character's face (None: all)
+    audio: Path | None = None  # its own line (a re-take), heard from the range's start
+
+
+# A range as a request gives it: "START-END", or {"range": "START-END", "character": NAME,
+# "audio": LINE} (both optional).
+RangeSpec = str | dict
+RANGE_FIELDS = frozenset({"range", "character", "audio"})
+
+
+def _parts(spec: RangeSpec, what: str) -> tuple[str, str | None, str | None]:
+    if isinstance(spec, str):
+        return spec, None, None
+    if (isinstance(spec, dict) and isinstance(spec.get("range"), str)
+            and set(spec) <= RANGE_FIELDS
+            and all(isinstance(spec.get(k), str | None) for k in ("character", "audio"))):
+        return spec["range"], spec.get("character"), spec.get("audio")
+    raise BadOptionError(f"{what} is not understood: {spec!r}.",
+                         'Give "START-END" or {"range": "START-END", "character": NAME, '
+                         '"audio": LINE}.')
+
+
+def _overlapping(a_character: str | None, b_character: str | None) -> bool:
+    """Whether two ranges compete for a face: one character's ranges may overlap another's
+    (people talk over each other), not their own, and a range for everyone overlaps all."""
+    return a_character is None or b_character is None or a_character == b_character
 
 
 def _point(text: str, fps: Fraction, what: str) -> int:
@@ -63,47 +91,61 @@ def _check_order(start: float, stop: float, spec: str, what: str) -> None:
                              "Give the earlier point first.")
 
 
-def parse_ranges(specs: list[str], fps: Fraction,
-                 frame_count: int | None = None) -> list[FrameRange]:
-    """`START-END` each; sorted, and checked: non-empty, not overlapping one another, and
-    inside the output when its length is known (the dub checks again once it is)."""
+def parse_ranges(specs: list[RangeSpec], fps: Fraction, frame_count: int | None = None,
+                 locate: Callable[[str, str], Path] = lambda ref, what: Path(ref),
+                 ) -> list[FrameRange]:
+    """Each range; sorted, and checked: non-empty, not overlapping another for the same
+    face, and inside the output when its length is known (the dub checks again once it
+    is). `locate(reference, what)`: a range's audio as a local file."""
     ranges = []
     for n, spec in enumerate(specs, start=1):
         what = f"range {n}"
-        start, stop = (_point(part, fps, what) for part in _ends(spec, what))
-        _check_order(start, stop, spec, what)
-        ranges.append(FrameRange(start, stop))
+        text, character, audio = _parts(spec, what)
+        start, stop = (_point(part, fps, what) for part in _ends(text, what))
+        _check_order(start, stop, text, what)
+        ranges.append(FrameRange(start, stop, character,
+                                 locate(audio, what + " audio") if audio else None))
     ranges.sort(key=lambda r: r.start)
     if frame_count is not None:
         check_inside(ranges, frame_count, fps)
-    for a, b in zip(ranges, ranges[1:], strict=False):
-        if b.start < a.stop:
-            raise BadOptionError(
-                f"Ranges overlap: frames {a.start}-{a.stop} and {b.start}-{b.stop}.",
-                "Give each frame to one range at most (merge or split them).")
+    for i, a in enumerate(ranges):
+        for b in ranges[i + 1:]:
+            if b.start < a.stop and _overlapping(a.character, b.character):
+                raise BadOptionError(
+                    f"Ranges overlap: frames {a.start}-{a.stop} and {b.start}-{b.stop}.",
+                    "Give each frame of a face to one range at most (merge or split them).")
     return ranges
 
 
-def check_without_video(specs: list[str]) -> None:
+def ranges_for(ranges: list[FrameRange] | None, character: str | None) -> list | None:
+    """The ranges that touch one face: its character's and those for everyone."""
+    if ranges is None or character is None:
+        return ranges
+    return [r for r in ranges if r.character in (None, character)]
+
+
+def check_without_video(specs: list[RangeSpec]) -> None:
     """What can be checked before the video is seen: each range that names both ends in
-    seconds (or both in frames) ends after it starts and overlaps no other such range."""
-    known: list[tuple[float, float, str]] = []
+    seconds (or both in frames) ends after it starts and overlaps no other such range for
+    the same face."""
+    known: list[tuple[float, float, str, str | None]] = []
     for n, spec in enumerate(specs, start=1):
         what = f"range {n}"
-        ends = _ends(spec, what)
+        text, character, _ = _parts(spec, what)
+        ends = _ends(text, what)
         if all(_SECONDS.match(e) for e in ends):
             start, stop = float(ends[0]), float(ends[1])
         elif all(_FRAMES.match(e) for e in ends):
             start, stop = float(ends[0][:-1]), float(ends[1][:-1])
         else:
             continue
-        _check_order(start, stop, spec, what)
+        _check_order(start, stop, text, what)
         unit = "s" if _SECONDS.match(ends[0]) else "f"
-        for a, b, other in known:
-            if unit == other and start < b and a < stop:
-                raise BadOptionError(f"{what} '{spec}' overlaps an earlier range.",
-                                     "Give each frame to one range at most.")
-        known.append((start, stop, unit))
+        for a, b, other, who in known:
+            if unit == other and start < b and a < stop and _overlapping(character, who):
+                raise BadOptionError(f"{what} '{text}' overlaps an earlier range.",
+                                     "Give each frame of a face to one range at most.")
+        known.append((start, stop, unit, character))
 
 
 def check_inside(ranges: list[FrameRange], frame_count: int, fps: Fraction) -> None:
@@ -133,3 +175,32 @@ def blend_weights(ranges: list[FrameRange] | None, frame_count: int) -> np.ndarr
             inside[length - ramp:] = steps[::-1]
         weights[r.start:r.stop] = inside
     return weights
+
+
+def check_characters(specs: list[RangeSpec], cast: list[str] | None) -> None:
+    """A range names a character of the job's cast (a job with no cast has none to name),
+    and in a cast's job a range with its own audio says whose line it is."""
+    for n, spec in enumerate(specs, start=1):
+        what = f"range {n}"
+        _, character, audio = _parts(spec, what)
+        if character is not None and character not in (cast or []):
+            raise BadOptionError(
+                f"{what} names the character '{character}', who is not in the cast.",
+                "Name a character of the cast, or leave the range's character out.")
+        if cast and audio is not None and character is None:
+            raise BadOptionError(f"{what} has its own audio but names no character.",
+                                 "Say whose line it is: give the range's character.")
+
+
+def parse_range_option(text: str) -> RangeSpec:
+    """The CLI's form START-END[@CHARACTER][=AUDIO], as parse_ranges takes it."""
+    head, equals, audio = text.partition("=")
+    span, at, character = head.partition("@")
+    if not equals and not at:
+        return text
+    spec = {"range": span}
+    if at:
+        spec["character"] = character
+    if equals:
+        spec["audio"] = audio
+    return spec

@@ -22,7 +22,7 @@ from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.errors import BadOptionError
 from lipdub.jobs.batches import counts
 from lipdub.media.finish import CONTAINERS
-from lipdub.ranges import RANGE_PATTERN, check_without_video
+from lipdub.ranges import RANGE_PATTERN, check_characters, check_without_video
 from lipdub.restore.gate import rejection
 from lipdub.sync import SyncMode
 
@@ -63,6 +63,7 @@ WebhookUrl = Annotated[str | None, Field(max_length=MAX_URI_CHARS)]
 
 RangeSpec = Annotated[str, Field(max_length=40, pattern=RANGE_PATTERN)]
 MAX_RANGES = 500
+CharacterName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[\w .'-]+$")]
 Pixels = Annotated[float, Field(ge=0, le=100_000)]
 FrameNumber = Annotated[int, Field(ge=0, le=10**8)]
 
@@ -94,8 +95,16 @@ class FaceBoxesIn(_Strict):
                                         "the face's box on each frame, used as given")
 
 
+class RangeIn(_Strict):
+    range: RangeSpec
+    character: CharacterName | None = Field(None, description="A cast's character: only "
+                                            "their face is dubbed in this range")
+    audio: InputUri | None = Field(None, description="The range's own line (a re-take), "
+                                   "heard and lip-synced from the range's start")
+
+
 class CastMemberIn(_Strict):
-    character: str = Field(min_length=1, max_length=64, pattern=r"^[\w .'-]+$")
+    character: CharacterName
     audio: InputUri = Field(description="The character's new line (a dialogue stem)")
     original: InputUri | None = Field(None, description="Their original-language line: "
                                       "finds their face best (default: the new line)")
@@ -124,11 +133,12 @@ class JobOptions(BaseModel):
                                  "identity's trained restorer (see /v1/identities)")
     restore: Literal["none", "auto"] = Field(
         "none", description="auto: first train a restorer on this video's own face")
-    ranges: list[RangeSpec] | None = Field(
+    ranges: list[RangeSpec | RangeIn] | None = Field(
         None, max_length=MAX_RANGES,
         description="Dub only these parts of the output, START-END each: seconds "
         "(12.5-14), frames (300f-350f) or SMPTE timecode at the video's rate "
-        "(00:00:12:12-00:00:14:00). Frames outside every range stay as filmed; each range "
+        "(00:00:12:12-00:00:14:00); or {range, character, audio}: one character's face, "
+        "and the range's own line. Frames outside every range stay as filmed; each range "
         "fades in and out over 4 frames. Checked against the video when the job starts.")
     cast: list[CastMemberIn] | None = Field(
         None, min_length=1, max_length=MAX_CHARACTERS,
@@ -139,7 +149,7 @@ class JobOptions(BaseModel):
         "its face analysis is re-used (a corrected cast runs without analysing again)")
 
     @model_validator(mode="after")
-    def one_restorer(self) -> JobOptions:
+    def consistent(self) -> JobOptions:
         if self.identity and self.restore == "auto":
             raise ValueError("give identity or restore: auto, not both")
         if self.cast and (self.identity or self.restore != "none" or self.face != "largest"):
@@ -150,14 +160,27 @@ class JobOptions(BaseModel):
             raise ValueError("cast: each character must have its own name")
         if self.reuse_analysis and not self.cast:
             raise ValueError("reuse_analysis is for a cast's job")
+        try:
+            check_characters(self.range_specs(), [c.character for c in self.cast or []])
+        except BadOptionError as error:
+            raise ValueError(str(error)) from None
         return self
+
+    def range_specs(self) -> list[str | dict]:
+        """The ranges as the core reads them."""
+        return [r if isinstance(r, str) else r.model_dump(exclude_none=True)
+                for r in self.ranges or []]
+
+    def retake_uris(self) -> list[str]:
+        return [r.audio for r in self.ranges or [] if isinstance(r, RangeIn) and r.audio]
 
     @field_validator("ranges")
     @classmethod
-    def ranges_in_order(cls, ranges: list[str] | None) -> list[str] | None:
+    def ranges_in_order(cls, ranges: list[str | RangeIn] | None) -> list | None:
         if ranges:
             try:
-                check_without_video(ranges)
+                check_without_video([r if isinstance(r, str)
+                                     else r.model_dump(exclude_none=True) for r in ranges])
             except BadOptionError as error:
                 raise ValueError(str(error)) from None
         return ranges
@@ -173,14 +196,16 @@ class JobCreate(BaseModel):
 
     @model_validator(mode="after")
     def some_audio(self) -> JobCreate:
-        if self.audio is None and not self.options.cast:
-            raise ValueError("audio is required (or options.cast, each character's line)")
+        if self.audio is None and not self.options.cast and not self.options.retake_uris():
+            raise ValueError("audio is required (or options.cast, each character's line, or "
+                             "ranges with their own audio)")
         return self
 
     def input_uris(self) -> list[str]:
         """Every input the job names: each is checked against the caller's tenant."""
         cast = [uri for member in self.options.cast or [] for uri in member.uris()]
-        return [self.video, *([self.audio] if self.audio else []), *cast]
+        return [self.video, *([self.audio] if self.audio else []), *cast,
+                *self.options.retake_uris()]
 
 
 class JobEventOut(BaseModel):

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from lipdub.cast import Character, parse_face
 from lipdub.db.models import Job, JobState, is_id
 from lipdub.errors import BadOptionError
-from lipdub.media.finish import mix_lines
 from lipdub.storage import tenant_key
 
 if TYPE_CHECKING:
@@ -44,8 +43,7 @@ def analysis_source(session: Session, tenant_id: str, video_uri: str,
 
 
 def stage_cast(ctx: WorkContext, stage_input: Callable[[str, str], str]) -> None:
-    """Each character's files in the object store; with no mix given, the lines mixed
-    become the job's audio."""
+    """Each character's files in the object store."""
     staged = []
     for i, member in enumerate(ctx.job.options["cast"]):
         face = member.get("face")
@@ -56,10 +54,6 @@ def stage_cast(ctx: WorkContext, stage_input: Callable[[str, str], str]) -> None
             "boxes": stage_input(face["boxes"], f"cast-{i}-boxes")
             if isinstance(face, dict) and "boxes" in face else None})
     ctx.work["cast"] = staged
-    if ctx.job.audio_uri is None:
-        mixed = ctx.folder / "mix.flac"
-        mix_lines([ctx.local(s["line"]) for s in staged], mixed)
-        ctx.work["audio"] = ctx.keep(mixed, mixed.name)
 
 
 def characters(ctx: WorkContext) -> list[Character]:
@@ -120,7 +114,8 @@ def performers(ctx: WorkContext, engines: list) -> list[Performer]:  # noqa: ANN
     from lipdub.pipeline import Performer
 
     return [Performer(engine, load_analysis(ctx.local(key)),
-                      decoded_once(ctx.local(files["line"])))
-            for engine, key, files in zip(engines, ctx.work["cast_analyses"],
-                                          ctx.work["cast"], strict=True)]
+                      decoded_once(ctx.local(files["line"])), member["character"])
+            for engine, key, files, member in zip(engines, ctx.work["cast_analyses"],
+                                                  ctx.work["cast"], ctx.job.options["cast"],
+                                                  strict=True)]
 

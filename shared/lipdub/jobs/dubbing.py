@@ -29,6 +29,7 @@ from lipdub.jobs.cast_work import analysis_source, cast_faces, performers, stage
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
 from lipdub.jobs.inputs import InputKind, input_kind
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
+from lipdub.jobs.sound_work import make_sound
 from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
 from lipdub.media.probe import probe_audio, probe_video
@@ -65,7 +66,8 @@ def _face(options: dict) -> FaceSelector:
 
 def _ranges(options: dict, video: Path):  # noqa: ANN202 - list[FrameRange] | None
     """The output frames to dub (None: all of them), checked against the video's rate;
-    the video is probed only when the job names ranges."""
+    the video is probed only when the job names ranges. (Their own lines are in the
+    job's sound already: the probe stage laid them in.)"""
     from lipdub.ranges import parse_ranges
 
     specs = options.get("ranges")
@@ -126,26 +128,35 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.work["engine"] = engine_of(ctx)
         ctx.work["video"] = _stage_input(ctx, ctx.job.video_uri, "video")
         ctx.progress.advance("fetch")
+        options = ctx.job.options
         if _cast(ctx.job):
             # A wrong reuse_analysis fails now (admission checked it: this is a retry).
-            analysis_source(ctx.session, ctx.job.tenant_id, ctx.job.video_uri,
-                            ctx.job.options)
+            analysis_source(ctx.session, ctx.job.tenant_id, ctx.job.video_uri, options)
             stage_cast(ctx, lambda uri, name: _stage_input(ctx, uri, name))
         if ctx.job.audio_uri is not None:
             ctx.work["audio"] = _stage_input(ctx, ctx.job.audio_uri, "audio")
-        video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
+        video = ctx.local(ctx.work["video"])
+        info = probe_video(video)
+        ranges = None
+        if options.get("ranges"):  # wrong ranges fail now, not after the analysis
+            from lipdub.ranges import check_characters, parse_ranges
+
+            check_characters(options["ranges"],
+                             [c["character"] for c in options.get("cast") or []])
+            ranges = parse_ranges(options["ranges"], info.fps, locate=lambda uri, what:
+                                  ctx.local(_stage_input(ctx, uri, what.replace(" ", "-"))))
+        make_sound(ctx, info, ranges)
+        audio = ctx.local(ctx.work["audio"])
         check_inputs(video, audio)
         probe_audio(audio)  # no audio track: fail now, with its own message
-        if ctx.job.options.get("ranges"):  # wrong ranges fail now, not after the analysis
+        if ranges:
             from lipdub.audio.load import FEATURE_RATE
             from lipdub.audio.samples import decoded_once
-            from lipdub.ranges import parse_ranges
+            from lipdub.ranges import check_inside
 
-            info = probe_video(video)
             seconds = len(decoded_once(audio)) / FEATURE_RATE
-            plan = plan_sync(info.frame_count, seconds, float(info.fps),
-                             _sync(ctx.job.options))
-            parse_ranges(ctx.job.options["ranges"], info.fps, plan.frame_count)
+            plan = plan_sync(info.frame_count, seconds, float(info.fps), _sync(options))
+            check_inside(ranges, plan.frame_count, info.fps)
         ctx.progress.finish("fetch")
 
     def faces(ctx: WorkContext) -> None:

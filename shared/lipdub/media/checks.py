@@ -4,14 +4,21 @@ cannot be written are reported. Light on purpose: PyAV only."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from lipdub.media.encode import check_output_writable
 from lipdub.media.probe import VideoInfo, probe_audio, probe_video
 
 
-def check_dub_files(video: Path, audio: Path, output: Path) -> VideoInfo:
+def check_dub_files(video: Path, audio: Path | None, output: Path,
+                    more_audio: Iterable[Path] = ()) -> VideoInfo:
+    """`audio` None: a dub whose sound is made from other lines (`more_audio`: a cast's,
+    or ranges' own)."""
     check_output_writable(output)
     info = probe_video(video)
-    probe_audio(audio)  # fails with its own message if there is no audio track
+    for sound in [audio] if audio is not None else []:
+        probe_audio(sound)  # fails with its own message if there is no audio track
+    for line in more_audio:
+        probe_audio(line)
     return info

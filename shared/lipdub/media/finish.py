@@ -68,15 +68,19 @@ def _failed(exc: ffmpeg.Error) -> FinishError:
 
 def mix_lines(lines: list[Path], output: Path) -> None:
     """A cast's lines summed into one track (each character's stem as recorded: no
-    level scaling, so a line sounds the same mixed as alone), as long as the longest.
-    Written atomically, as FLAC (lossless: the dub's own encode is the one lossy step)."""
-    partial = output.with_name(f".{output.name}.partial")
+    level scaling, so a line sounds the same mixed as alone), as long as the longest."""
     inputs = [ffmpeg.input(str(line)).audio for line in lines]
-    mixed = ffmpeg.filter(inputs, "amix", inputs=len(inputs), duration="longest",
-                          normalize=0) if len(inputs) > 1 else inputs[0]
-    job = ffmpeg.output(mixed, str(partial), acodec="flac", f="flac")
+    write_flac(ffmpeg.filter(inputs, "amix", inputs=len(inputs), duration="longest",
+                             normalize=0) if len(inputs) > 1 else inputs[0], output)
+
+
+def write_flac(sound, output: Path) -> None:  # noqa: ANN001 - an ffmpeg-python stream
+    """An FFmpeg sound graph written to `output` atomically, as FLAC (lossless: the
+    dub's own encode stays the one lossy step)."""
+    partial = output.with_name(f".{output.name}.partial")
     try:
-        job.run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+        ffmpeg.output(sound, str(partial), acodec="flac", f="flac").run(
+            cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
         partial.replace(output)
     except ffmpeg.Error as exc:
         raise _failed(exc) from exc
