@@ -94,3 +94,38 @@ def test_bad_casting_is_refused_naming_the_field(
     assert "cast[0].face: the point (5, 5) on frame 10 hits no face" in \
         failed["error_message"]
     assert "lip-sync" not in failed["stages_done"]
+
+
+def test_ranges_with_their_own_lines_and_characters(
+        platform, dialogue: Dialogue, new_lines: tuple[Path, Path],  # noqa: F811
+        talking_clip: Path, new_voice: Path) -> None:
+    client, a, b, _ = platform
+    video, retake = _upload(client, a, talking_clip), _upload(client, a, new_voice)
+    # A re-take alone: no new sound track, the film's own sound around the line.
+    r = client.post("/v1/jobs", headers=a, json={"video": video, "options": {
+        "engine": "warp", "ranges": [{"range": "1-2.6", "audio": retake}]}})
+    assert r.status_code == 201, r.text
+    done = _wait(client, a, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    assert done["timings"]["outside_ranges"] == done["timings"]["output_frames"] - 40
+    # A range of one character, with their re-take.
+    scene = _upload(client, a, dialogue.path)
+    anna, ben = (_upload(client, a, line) for line in new_lines)
+    cast = [{"character": "anna", "audio": anna}, {"character": "ben", "audio": ben}]
+    r = client.post("/v1/jobs", headers=a, json={"video": scene, "options": {
+        "engine": "warp", "cast": cast,
+        "ranges": [{"range": "0-2", "character": "anna", "audio": retake}]}})
+    done = _wait(client, a, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    assert done["timings"]["outside_ranges"] == done["timings"]["output_frames"] - 50
+    for options, status, message in (
+            ({"ranges": [{"range": "1-2", "audio": _upload(client, b, new_voice)}]}, 422,
+             "not yours"),
+            ({"cast": cast, "ranges": [{"range": "1-2", "character": "carl"}]}, 422,
+             "'carl', who is not in the cast"),
+            ({"cast": cast, "ranges": [{"range": "1-2", "audio": retake}]}, 422,
+             "names no character"),
+            ({"ranges": [{"range": "1-2", "character": "anna"}]}, 422, "not in the cast"),
+            ({"ranges": [{"range": "1-2", "audio": retake, "gain": 2}]}, 422, "Extra")):
+        r = client.post("/v1/jobs", headers=a, json={"video": video, "options": options})
+        assert r.status_code == status and message in r.text, (options, r.text)
