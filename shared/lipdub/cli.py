@@ -77,6 +77,8 @@ def print_summary(report) -> None:  # noqa: ANN001 - a DubReport; imported lazil
     table.add_row("[bold]end to end", f"{report.seconds_total:.2f}", str(report.output_frames),
                   f"{total_fps:.1f}")
     out.print(table)
+    if report.source_format:
+        out.print(f"source: {report.source_format}")
     out.print(
         f"engine {report.engine} | sync {report.sync_mode} | {report.width}x{report.height} @ "
         f"{report.fps:.3f} fps | output frames {report.output_frames} (source "

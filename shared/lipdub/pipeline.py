@@ -24,6 +24,7 @@ from lipdub.faces.track import FaceTrack, analyse_faces
 from lipdub.media.checks import check_dub_files
 from lipdub.media.decode import iter_frames, iter_frames_looped
 from lipdub.media.encode import AUDIO_RATE, DubWriter
+from lipdub.media.formats import read_format
 from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.memory import release_free_memory
@@ -59,6 +60,7 @@ class DubReport:
     stages: dict[str, StageTiming] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     outside_ranges: int = 0  # output frames left as filmed: outside every range asked for
+    source_format: str = ""  # the source as an editor describes it (media.formats)
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,12 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                          restorer, span, weights)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
+    source = read_format(info.path)
+    report.source_format = source.describe()
+    if lost := source.dropped_by_delivery():
+        report.warnings.append(
+            f"The output (H.264, 8-bit 4:2:0, one stereo AAC track) does not keep the "
+            f"source's {', '.join(lost)}.")
     if report.face_frames == 0:
         report.warnings.append(
             "No face was found in any frame: the video was passed through unchanged with the "

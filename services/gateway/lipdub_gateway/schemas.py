@@ -237,6 +237,9 @@ class JobOut(BaseModel):
     cast: list[dict] | None = Field(None, description="A cast's job: per shot, each person "
                                     "on screen, the character they were cast as (or none), "
                                     "the confidence and whether it was found or given")
+    source_format: dict | None = Field(None, description="The source video as the probe "
+                                       "stage read it: codec, profile, bit depth, chroma, "
+                                       "colour tags, scan, timecode, reel, audio streams")
     created_at: datetime
     updated_at: datetime
     events: list[JobEventOut]
@@ -249,6 +252,7 @@ class JobOut(BaseModel):
                              "total": len(job.parts)} if job.parts else None,
                    stages_done=(job.work or {}).get("done", []),
                    cast=(job.work or {}).get("cast_report"),
+                   source_format=(job.work or {}).get("source_format"),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,

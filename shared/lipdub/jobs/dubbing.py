@@ -32,6 +32,7 @@ from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
 from lipdub.jobs.sound_work import make_sound
 from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
+from lipdub.media.formats import check_progressive, read_format
 from lipdub.media.probe import probe_audio, probe_video
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode, plan_sync
@@ -78,6 +79,7 @@ def _timings(report) -> dict:  # noqa: ANN001 - DubReport
     return {"seconds_total": report.seconds_total, "output_frames": report.output_frames,
             "face_frames": report.face_frames, "passthrough_frames": report.passthrough_frames,
             "outside_ranges": report.outside_ranges,
+            "source_format": report.source_format,
             "stages": {k: {"seconds": v.seconds, "frames": v.frames}
                        for k, v in report.stages.items()},
             "warnings": report.warnings}
@@ -88,7 +90,8 @@ def _merged(parts: list[dict]) -> dict:
     worker-seconds: segments run side by side)."""
     counted = ("seconds_total", "output_frames", "face_frames", "passthrough_frames",
                "outside_ranges")
-    merged: dict = {**dict.fromkeys(counted, 0), "stages": {}, "warnings": []}
+    merged: dict = {**dict.fromkeys(counted, 0), "stages": {}, "warnings": [],
+                    "source_format": parts[0].get("source_format", "") if parts else ""}
     for part in parts:
         for key in counted:
             merged[key] += part.get(key, 0)  # parts stored before ranges have none
@@ -137,6 +140,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             ctx.work["audio"] = _stage_input(ctx, ctx.job.audio_uri, "audio")
         video = ctx.local(ctx.work["video"])
         info = probe_video(video)
+        source = read_format(video)
+        ctx.work["source_format"] = source.to_dict()
+        check_progressive(video, source)
         ranges = None
         if options.get("ranges"):  # wrong ranges fail now, not after the analysis
             from lipdub.ranges import check_characters, parse_ranges

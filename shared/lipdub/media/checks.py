@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from lipdub.media.encode import check_output_writable
+from lipdub.media.formats import check_progressive, read_format
 from lipdub.media.probe import VideoInfo, probe_audio, probe_video
 
 
@@ -17,6 +18,7 @@ def check_dub_files(video: Path, audio: Path | None, output: Path,
     or ranges' own)."""
     check_output_writable(output)
     info = probe_video(video)
+    check_progressive(video, read_format(video))
     for sound in [audio] if audio is not None else []:
         probe_audio(sound)  # fails with its own message if there is no audio track
     for line in more_audio:
