@@ -129,3 +129,41 @@ def test_ranges_with_their_own_lines_and_characters(
             ({"ranges": [{"range": "1-2", "audio": retake, "gain": 2}]}, 422, "Extra")):
         r = client.post("/v1/jobs", headers=a, json={"video": video, "options": options})
         assert r.status_code == status and message in r.text, (options, r.text)
+
+
+def test_a_long_cast_job_renders_in_segments(tmp_path: Path, dialogue: Dialogue,
+                                              new_lines: tuple[Path, Path], site) -> None:  # noqa: ANN001
+    """A cast's job on film-scale settings: its lip-sync stage is split into segments, each
+    rendering every character's face, joined into the whole scene with its sound."""
+    from sqlalchemy import select
+
+    from lipdub.config import Settings
+    from lipdub.db.models import Job, JobPart, JobState
+    from lipdub.jobs.context import JobContext
+    from lipdub.jobs.service import JobRequest, create_job
+    from tests.test_platform_api import embedded_database
+
+    url, tenant_id, _ = embedded_database(tmp_path)
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", allow_http_urls=True,
+                        url_allow_hosts=["127.0.0.1"], segment_seconds=3.0)
+    context = JobContext.from_settings(settings)
+    for name, path in (("scene.mp4", dialogue.path), ("anna.wav", new_lines[0]),
+                       ("ben.wav", new_lines[1])):
+        site.script[f"/{name}"] = [(200, {}, path.read_bytes())]
+    cast = [{"character": "anna", "audio": f"{site.base}/anna.wav"},
+            {"character": "ben", "audio": f"{site.base}/ben.wav"}]
+    with context.sessions() as session:
+        job, _ = create_job(session, tenant_id, JobRequest(
+            f"{site.base}/scene.mp4", None, {"engine": "warp", "cast": cast}))
+        job_id = job.id
+    assert context.run(job_id) is JobState.SUCCEEDED
+    with context.sessions() as session:
+        job = session.get(Job, job_id)
+        parts = list(session.scalars(select(JobPart).where(JobPart.job_id == job_id)))
+        assert len(parts) >= 3 and job.timings["segments"] == len(parts)
+        assert job.timings["face_frames"] == job.timings["output_frames"] == 225
+        assert len(job.work["cast_report"]) == 6
+        out = tmp_path / "result.mp4"
+        context.store.get_file(job.result_key, out)
+    info = probe_video(out)
+    assert info.frame_count == 225 and info.has_audio
