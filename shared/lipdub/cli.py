@@ -20,6 +20,7 @@ from lipdub.cli_batch import batch_app
 from lipdub.cli_models import models_app
 from lipdub.config import get_settings
 from lipdub.errors import LipDubError
+from lipdub.output_profiles import OutputProfile
 from lipdub.sync import SyncMode
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -132,10 +133,20 @@ def dub(
     cast_file: Annotated[Path | None, typer.Option(
         help="The cast as JSON: [{character, audio, face, original}], as in the API.",
     )] = None,
+    output_profile: Annotated[OutputProfile, typer.Option(
+        help="delivery: H.264/AAC MP4; match: a master in the source's own format (ProRes, "
+             "DNxHR: codec, profile, bit depth, chroma, colour, timecode, every audio "
+             "stream kept).")] = OutputProfile.DELIVERY,
+    replace_audio_stream: Annotated[int | None, typer.Option(
+        help="match: the source's audio stream (0, 1, ...) the new dialogue replaces; "
+             "default: added as a new stream.")] = None,
+    dialogue_language: Annotated[str | None, typer.Option(
+        help="match: the language tag of the added dialogue stream (e.g. fra).")] = None,
 ) -> None:
     """Re-sync the lips in VIDEO to AUDIO (or each character's face to their own line,
     with --cast) and write OUTPUT."""
     from lipdub.media.checks import check_dub_files
+    from lipdub.media.encode import DELIVERY_SUFFIXES, MASTER_SUFFIXES
 
     try:
         if cast or cast_file:
@@ -153,11 +164,20 @@ def dub(
             raise BadOptionError("No new audio was given.",
                                  "Give --audio, --cast with each character's line, or "
                                  "ranges with their own lines (--range START-END=LINE).")
+        out_plan = None
+        if output_profile is OutputProfile.MATCH:  # what the source allows, said first
+            from lipdub.media.master import Dialogue
+            from lipdub.outputs import plan_output
+
+            out_plan, sync_mode = plan_output(video, output, sync_mode, Dialogue(
+                replace_audio_stream, dialogue_language), restoring=bool(identity)
+                or restore != "none")
         check_dub_files(video, audio, output,  # before any model loads
-                        [r.audio for r in ranges or [] if r.audio])
+                        [r.audio for r in ranges or [] if r.audio],
+                        MASTER_SUFFIXES if out_plan else DELIVERY_SUFFIXES)
         restorer = _restorer(identity, restore, video, face, device)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
-                preview, restorer, cpu_runtime, ranges)
+                preview, restorer, cpu_runtime, ranges, out_plan)
     except LipDubError as error:
         _fail(error)
 
@@ -242,7 +262,7 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
             wav2lip_checkpoint: Path | None, sync_mode: SyncMode, face: str, device: str,
             preview: bool, restorer=None,  # noqa: ANN001 - Restorer
             cpu_runtime: str | None = None,
-            ranges=None):  # noqa: ANN001, ANN201 - list[FrameRange], DubReport
+            ranges=None, out=None):  # noqa: ANN001, ANN201 - list[FrameRange], Output, DubReport
     from lipdub.engines.registry import build_engine
     from lipdub.faces.select import FaceSelector
     from lipdub.pipeline import dub as run
@@ -256,7 +276,7 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
                          cpu_runtime or settings.cpu_runtime, settings.model_cache_dir)
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
-                     settings.detect_every, RichProgress(bar), restorer, ranges)
+                     settings.detect_every, RichProgress(bar), restorer, ranges, out)
     print_summary(report)
     if preview:
         path = write_side_by_side(video, output, preview_path_for(output))

@@ -56,6 +56,14 @@ def match_colours(generated: np.ndarray, source: np.ndarray, mask: np.ndarray) -
     return cv2.cvtColor(matched, cv2.COLOR_LAB2RGB)
 
 
+def patch_pixels(frame: np.ndarray, patch: MouthPatch) -> np.ndarray:
+    """The patch's pixels, colour-matched to the frame under it where the engine asks."""
+    if not patch.colour_match:
+        return patch.pixels
+    x0, y0, x1, y1 = patch.box
+    return match_colours(patch.pixels, frame[y0:y1, x0:x1], patch.mask)
+
+
 def composite(frame: np.ndarray, patch: MouthPatch) -> np.ndarray:
     """Blend the patch into a copy of the frame (the source frame is never modified).
     OpenCV's weighted blend, 14x faster than the same sum in float numpy; where the mask
@@ -63,9 +71,7 @@ def composite(frame: np.ndarray, patch: MouthPatch) -> np.ndarray:
     x0, y0, x1, y1 = patch.box
     out = frame.copy()
     region = frame[y0:y1, x0:x1]
-    pixels = patch.pixels
-    if patch.colour_match:
-        pixels = match_colours(pixels, region, patch.mask)
+    pixels = patch_pixels(frame, patch)
     mask = patch.mask.astype(np.float32, copy=False)
     out[y0:y1, x0:x1] = cv2.blendLinear(np.ascontiguousarray(pixels),
                                         np.ascontiguousarray(region), mask, 1.0 - mask)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field, replace
@@ -16,18 +16,18 @@ import numpy as np
 
 from lipdub.audio.load import FEATURE_RATE, iter_audio
 from lipdub.audio.samples import Padded, Samples, decoded_samples
-from lipdub.composite import composite
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.track import FaceTrack, analyse_faces
 from lipdub.media.checks import check_dub_files
 from lipdub.media.decode import iter_frames, iter_frames_looped
-from lipdub.media.encode import AUDIO_RATE, DubWriter
+from lipdub.media.encode import AUDIO_RATE
 from lipdub.media.formats import read_format
 from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.memory import release_free_memory
+from lipdub.outputs import Delivery, FrameWriter, Output
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
 from lipdub.ranges import FrameRange, blend_weights, check_inside, ranges_for
 from lipdub.retakes import dub_sound, retakes
@@ -106,6 +106,7 @@ def dub(
     progress: ProgressSink | None = None,
     restorer: Restorer | None = None,
     ranges: list[FrameRange] | None = None,
+    out: Output | None = None,
 ) -> DubReport:
     """The whole dub in one call: the analysis pass, then the render pass. `ranges`: dub
     only these output frames (with fades at their edges); the rest stays as filmed. A
@@ -115,7 +116,8 @@ def dub(
     clock = StageClock()
     started = time.perf_counter()
     with clock.time("probe"):
-        info = check_dub_files(video, audio, output, [r.audio for r in retakes(ranges)])
+        info = check_dub_files(video, audio, output, [r.audio for r in retakes(ranges)],
+                               (out or Delivery()).suffixes)
     with ExitStack() as stack:
         with clock.time("audio"):
             sound = stack.enter_context(dub_sound(audio, info, ranges))
@@ -125,7 +127,8 @@ def dub(
         analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
                             cache, clock, progress)
         return _render_all(info, sound, output, [Performer(engine, analysis)], sync_mode,
-                           cache, clock, progress, restorer, started, ranges=ranges)
+                           cache, clock, progress, restorer, started, ranges=ranges,
+                           out=out)
 
 
 def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None = None,
@@ -141,13 +144,14 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                  progress: ProgressSink | None = None,
                  restorer: Restorer | None = None, span: Span | None = None,
                  samples: Samples | None = None,
-                 ranges: list[FrameRange] | None = None) -> DubReport:
+                 ranges: list[FrameRange] | None = None,
+                 out: Output | None = None) -> DubReport:
     """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
     restoration, composite and encode stream together, frame batch by frame batch. With a
     `span`, only that part of the output, picture only. `samples`: the audio already
     decoded (a film's segments share one decode). `ranges`: as for dub()."""
     return render_cast(video, audio, output, [Performer(engine, analysis)], sync_mode,
-                       progress, restorer, span, samples, ranges)
+                       progress, restorer, span, samples, ranges, out)
 
 
 def render_cast(video: Path, audio: Path, output: Path, performers: list[Performer],
@@ -155,19 +159,20 @@ def render_cast(video: Path, audio: Path, output: Path, performers: list[Perform
                 progress: ProgressSink | None = None,
                 restorer: Restorer | None = None, span: Span | None = None,
                 samples: Samples | None = None,
-                ranges: list[FrameRange] | None = None) -> DubReport:
+                ranges: list[FrameRange] | None = None,
+                out: Output | None = None) -> DubReport:
     """render_video for several faces at once, each with its own line (`audio` is what
     the output sounds like: the full mix)."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
     with clock.time("probe"):
-        info = check_dub_files(video, audio, output)
+        info = check_dub_files(video, audio, output, suffixes=(out or Delivery()).suffixes)
     for performer in performers:
         performer.engine.load_study_state(performer.analysis.study)
     try:
         return _render_all(info, audio, output, performers, sync_mode, None, clock,
-                           progress, restorer, started, span, samples, ranges)
+                           progress, restorer, started, span, samples, ranges, out)
     finally:
         release_free_memory()  # a worker renders segment after segment: stay flat
 
@@ -177,7 +182,9 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                 clock: StageClock, progress: ProgressSink, restorer: Restorer | None,
                 started: float, span: Span | None = None,
                 samples: Samples | None = None,
-                ranges: list[FrameRange] | None = None) -> DubReport:
+                ranges: list[FrameRange] | None = None,
+                out: Output | None = None) -> DubReport:
+    out = out or Delivery()
     with ExitStack() as stack:
         stack.enter_context(pipeline_threads())
         if samples is None:
@@ -197,12 +204,12 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
         weights = [blend_weights(ranges_for(ranges, p.character), plan.frame_count)
                    for p in performers]
         report = _render(info, audio, output, performers, plan, cache, clock, progress,
-                         restorer, span, weights)
+                         restorer, span, weights, out)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     source = read_format(info.path)
     report.source_format = source.describe()
-    if lost := source.dropped_by_delivery():
+    if lost := out.dropped(source):
         report.warnings.append(
             f"The output (H.264, 8-bit 4:2:0, one stereo AAC track) does not keep the "
             f"source's {', '.join(lost)}.")
@@ -282,11 +289,11 @@ def _bounce_cache(info: VideoInfo, plan: SyncPlan, span: Span | None,
         cache.close()
 
 
-def _source_frames(info: VideoInfo, indices: np.ndarray,
-                   cache: DiskFrameCache | None) -> Iterator[np.ndarray]:
+def _source_frames(info: VideoInfo, indices: np.ndarray, cache: DiskFrameCache | None,
+                   convert: Callable | None = None) -> Iterator:
     if cache is not None:
         return (cache.get(int(i)) for i in indices)
-    return iter_frames_looped(info, iter(int(i) for i in indices))
+    return iter_frames_looped(info, iter(int(i) for i in indices), convert)
 
 
 def _render(
@@ -302,7 +309,9 @@ def _render(
     span: Span | None = None,
     # Per performer, per output frame: how much new mouth (None: all of it everywhere).
     weights: list[np.ndarray | None] | None = None,
+    out: Output | None = None,
 ) -> DubReport:
+    out = out or Delivery()
     wanted = span.frames if span is not None else range(plan.frame_count)
     first = _output_frames(plan, span).start
     weights = weights or [None] * len(performers)
@@ -315,7 +324,7 @@ def _render(
         shots=int(shots.max()) + 1 if len(shots) else 0, seconds_total=0.0,
     )
     progress.start("lip-sync", len(wanted))
-    frames = _source_frames(info, plan.source_indices[first:wanted.stop], cache)
+    frames = _source_frames(info, plan.source_indices[first:wanted.stop], cache, out.convert)
     audio_chunks = None if span is not None else iter_audio(audio, AUDIO_RATE, "stereo")
     # (frame, each performer's crop or None, whether it is written: warm-up frames are not)
     pending: list[tuple[np.ndarray, list[FaceCrop | None], bool]] = []
@@ -332,7 +341,7 @@ def _render(
         with clock.time(engine_name, frames=sum(map(len, crops))):
             return [p.engine.render(c) for p, c in zip(performers, crops, strict=True)]
 
-    def finish(writer: DubWriter) -> None:
+    def finish(writer: FrameWriter) -> None:
         everything, patches_due = in_flight.pop(0)
         by_crop = [iter(patches) for patches in patches_due.result()]
         # Warm-up frames went through the engines (their state); they are not written.
@@ -343,7 +352,7 @@ def _render(
             if keep:
                 batch.append((frame, patches))
         with clock.time("composite", frames=len(batch)):
-            finished = [_composited(frame, patches) for frame, patches in batch]
+            finished = [out.composited(frame, patches) for frame, patches in batch]
         # The restorer is one person's: the first performer's face.
         faces = [i for i, (_, patches) in enumerate(batch) if patches[0] is not None]
         if restorer is not None and faces:
@@ -358,7 +367,7 @@ def _render(
                 writer.write(frame)
         progress.advance("lip-sync", len(batch))
 
-    def flush(writer: DubWriter) -> None:
+    def flush(writer: FrameWriter) -> None:
         crops = [[c[p] for _, c, _ in pending if c[p] is not None]
                  for p in range(len(performers))]
         in_flight.append((list(pending), renderer.submit(render, crops)))
@@ -366,8 +375,7 @@ def _render(
         while len(in_flight) > 1:
             finish(writer)
 
-    with renderer, DubWriter(output, info.width, info.height, info.fps, audio_chunks,
-                             len(wanted)) as writer:
+    with renderer, out.writer(output, info, audio, audio_chunks, len(wanted)) as writer:
         for k in range(first, wanted.stop):
             keep = k >= wanted.start
             source = int(plan.source_indices[k])
@@ -379,7 +387,7 @@ def _render(
                 if weights[p] is not None and weights[p][k] == 0:
                     previous_source[p] = -2  # the next range starts its state afresh
                 else:
-                    crop = _crop(performer.analysis.track, frame, k, source,
+                    crop = _crop(performer.analysis.track, out.rgb(frame), k, source,
                                  previous_source[p])
                     previous_source[p] = source
                 crops.append(crop)
@@ -417,10 +425,3 @@ def _faded(patch: MouthPatch | None, weights: np.ndarray | None,
     if patch is None or weights is None or weights[k] >= 1:
         return patch
     return replace(patch, mask=patch.mask * weights[k])
-
-
-def _composited(frame: np.ndarray, patches: list[MouthPatch | None]) -> np.ndarray:
-    for patch in patches:
-        if patch is not None:
-            frame = composite(frame, patch)
-    return frame

@@ -6,7 +6,8 @@ dropping frames, so frame index k always means time k / fps. Memory holds one fr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import av
 import numpy as np
@@ -30,10 +31,13 @@ def upright(image: np.ndarray, rotation_cw: int) -> np.ndarray:
 SEEK_AFTER_FRAMES = 250
 
 
-def iter_frames(info: VideoInfo, start: int = 0) -> Iterator[np.ndarray]:
+def iter_frames(info: VideoInfo, start: int = 0,
+                convert: Callable[[av.VideoFrame], Any] | None = None) -> Iterator[Any]:
     """Yield upright RGB24 frames (H, W, 3) at `info.fps`, exactly `info.frame_count` of
     them from frame `start` on (frame k is time k / fps from the first frame). A later
-    start seeks to the key frame before it and decodes forward: frame-accurate."""
+    start seeks to the key frame before it and decodes forward: frame-accurate.
+    `convert`: each decoded frame as the caller wants it instead (a master's planes;
+    the caller has refused rotated sources)."""
     fps = float(info.fps)
     emitted = start
     last: np.ndarray | None = None
@@ -56,9 +60,8 @@ def iter_frames(info: VideoInfo, start: int = 0) -> Iterator[np.ndarray]:
                     skipped = frame
                     continue
                 if last is None and skipped is not None and slot > start:  # a gap at start
-                    last = upright(frame_to_rgb(skipped), normalise_rotation(skipped.rotation))
-                rotation = normalise_rotation(frame.rotation)
-                image = upright(frame_to_rgb(frame), rotation)
+                    last = _picture(skipped, convert)
+                image = _picture(frame, convert)
                 # Fill any gap (VFR or dropped frames) by holding the previous picture.
                 while emitted < slot and emitted < info.frame_count:
                     yield last if last is not None else image
@@ -87,6 +90,12 @@ def iter_frames(info: VideoInfo, start: int = 0) -> Iterator[np.ndarray]:
         yield last
 
 
+def _picture(frame: av.VideoFrame, convert: Callable[[av.VideoFrame], Any] | None) -> Any:
+    if convert is not None:
+        return convert(frame)
+    return upright(frame_to_rgb(frame), normalise_rotation(frame.rotation))
+
+
 def _first_frame_time(container: av.container.InputContainer,
                       stream: av.video.stream.VideoStream) -> float | None:
     """The first frame's time: frame k is this plus k / fps (then rewinds the file)."""
@@ -96,16 +105,17 @@ def _first_frame_time(container: av.container.InputContainer,
     return None
 
 
-def iter_frames_looped(info: VideoInfo, indices: Iterator[int]) -> Iterator[np.ndarray]:
+def iter_frames_looped(info: VideoInfo, indices: Iterator[int],
+                       convert: Callable[[av.VideoFrame], Any] | None = None) -> Iterator[Any]:
     """Frames for a sequence of source indices that mostly moves forwards: a jump back
     (loop mode) or far ahead (a segment's start) restarts the decoder at the frame wanted,
     so memory stays flat and nothing is decoded twice needlessly."""
-    source: Iterator[np.ndarray] = iter(())
+    source: Iterator[Any] = iter(())
     position = -1 << 62  # nothing decoded yet
-    current: np.ndarray | None = None
+    current: Any = None
     for wanted in indices:
         if wanted < position or wanted - position > SEEK_AFTER_FRAMES:
-            source = iter_frames(info, start=wanted)
+            source = iter_frames(info, start=wanted, convert=convert)
             position = wanted - 1
         while position < wanted:
             current = next(source)

@@ -22,7 +22,11 @@ from lipdub.media.colour import rgb_to_frame
 AUDIO_RATE = 48_000
 
 
-def check_output_writable(output: Path) -> None:
+DELIVERY_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
+MASTER_SUFFIXES = (".mov", ".mxf")  # a master is written in its source's container
+
+
+def check_output_writable(output: Path, suffixes: tuple[str, ...] = DELIVERY_SUFFIXES) -> None:
     """Fail before any work if the output cannot be created."""
     parent = output.parent if str(output.parent) else Path(".")
     if output.is_dir():
@@ -37,10 +41,11 @@ def check_output_writable(output: Path) -> None:
         raise OutputNotWritableError(
             f"Output folder '{parent}' is not writable.", "Choose a folder you can write to."
         )
-    if output.suffix.lower() not in {".mp4", ".mov", ".m4v", ".mkv"}:
+    if output.suffix.lower() not in suffixes:
         raise OutputNotWritableError(
             f"Output '{output}' has an unsupported extension '{output.suffix}'.",
-            "Use .mp4 (default), .mov, .m4v or .mkv.",
+            f"Use {', '.join(suffixes[:-1])} or {suffixes[-1]}"
+            + (" (default)." if suffixes[0] == ".mp4" else "."),
         )
 
 

@@ -1,0 +1,214 @@
+"""The `match` output: a master in the source's own format, for the finishing editor's
+timeline. The picture is re-encoded with the source's codec and profile, pixel format, rate,
+colour tags and start timecode (from planes that keep every untouched sample as decoded);
+every audio stream is copied packet for packet, in order, with its language, except the
+one the new dialogue replaces (encoded in that stream's own codec and layout), or the new
+dialogue is added as one more stream. Written to a temporary file, moved into place."""
+
+from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from lipdub.audio.load import iter_audio
+from lipdub.errors import BadOptionError
+from lipdub.media.encode import temp_path_for
+from lipdub.media.formats import SourceFormat, UnsupportedFormatError
+from lipdub.media.planes import PlaneLayout, frame_of
+from lipdub.media.probe import VideoInfo
+
+# Decoder name -> (encoder, decoder profile name -> encoder profile).
+_ENCODERS = {
+    "prores": ("prores_ks", {"Proxy": "proxy", "LT": "lt", "Standard": "standard",
+                             "HQ": "hq", "4444": "4444", "XQ": "4444xq"}),
+    "dnxhd": ("dnxhd", {"DNXHD": "dnxhd", "DNXHR LB": "dnxhr_lb", "DNXHR SQ": "dnxhr_sq",
+                        "DNXHR HQ": "dnxhr_hq", "DNXHR HQX": "dnxhr_hqx",
+                        "DNXHR 444": "dnxhr_444"}),
+}
+_CONTAINERS = {"mov": (".mov",), "mxf": (".mxf",)}
+_COLOUR = {"primaries": ("color_primaries", {"bt709": 1, "bt470bg": 5, "smpte170m": 6,
+                                             "bt2020": 9}),
+           "transfer": ("color_trc", {"bt709": 1, "smpte170m": 6, "bt2020-10": 14,
+                                      "smpte2084": 16, "arib-std-b67": 18}),
+           "matrix": ("colorspace", {"bt709": 1, "bt470bg": 5, "smpte170m": 6,
+                                     "bt2020nc": 9}),
+           "range": ("color_range", {"limited": 1, "full": 2})}
+
+
+@dataclass(frozen=True)
+class Dialogue:
+    """Where the new dialogue goes: over audio stream `replace` (an index among the
+    source's audio streams), or added as a new stream tagged `language`."""
+
+    replace: int | None = None
+    language: str | None = None
+
+
+def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
+               dialogue: Dialogue) -> PlaneLayout:
+    """What a `match` output of this source needs, refused clearly where it cannot be."""
+    if source.codec not in _ENCODERS or source.profile not in _ENCODERS[source.codec][1]:
+        raise UnsupportedFormatError(
+            f"The 'match' output is built for ProRes and DNxHR masters; this source is "
+            f"{source.codec} {source.profile or ''}".rstrip() + ".",
+            "Use --output-profile delivery (H.264), or dub from a ProRes or DNxHR master.")
+    if info.rotation:
+        raise UnsupportedFormatError("The source is rotated; a master is not.",
+                                     "Use --output-profile delivery.")
+    suffixes = _CONTAINERS.get(source.container, ())
+    if output.suffix.lower() not in suffixes:
+        raise BadOptionError(
+            f"A 'match' output of this {source.container} source must be written as "
+            f"{' or '.join(suffixes) or source.container}, not '{output.name}'.",
+            "Name the output with the source's container extension.")
+    if dialogue.replace is not None and not 0 <= dialogue.replace < len(source.audio):
+        raise BadOptionError(
+            f"replace_audio_stream {dialogue.replace} does not exist: the source has "
+            f"{len(source.audio)} audio streams (0-{len(source.audio) - 1}).",
+            "Name one of them, or add the dialogue as a new stream.")
+    return PlaneLayout.of(source.pix_fmt, source.colour.get("matrix"),
+                          source.colour.get("range") == "full", info.height)
+
+
+class MasterWriter:
+    def __init__(self, output: Path, source: SourceFormat, info: VideoInfo,
+                 layout: PlaneLayout, sound: Path | None, dialogue: Dialogue,
+                 total_frames: int) -> None:
+        self.output, self._layout, self._fps = output, layout, info.fps
+        self._tmp = temp_path_for(output)
+        self._out = av.open(str(self._tmp), mode="w", format=source.container)
+        self._src = av.open(str(info.path))
+        encoder, profiles = _ENCODERS[source.codec]
+        video = self._out.add_stream(encoder, rate=info.fps)
+        video.width, video.height, video.pix_fmt = info.width, info.height, source.pix_fmt
+        video.options = {"profile": profiles[source.profile],
+                         **({"vendor": "apl0"} if encoder == "prores_ks" else {})}
+        video.codec_context.time_base = Fraction(1) / info.fps
+        for tag, (attribute, codes) in _COLOUR.items():
+            if source.colour.get(tag) in codes:
+                setattr(video.codec_context, attribute, codes[source.colour[tag]])
+        if source.timecode:  # MOV writes a tmcd track from it, MXF its timecode component
+            video.metadata["timecode"] = source.timecode
+            self._out.metadata["timecode"] = source.timecode
+        if source.reel:
+            video.metadata["reel_name"] = source.reel
+        self._video = video
+        self._copied: dict[int, av.stream.Stream] = {}
+        self._new = None
+        for index, stream in enumerate(self._src.streams.audio):
+            if index == dialogue.replace:
+                self._new = self._dialogue_stream(stream.codec_context.name,
+                                                  stream.codec_context.sample_rate,
+                                                  stream.codec_context.layout.name,
+                                                  dict(stream.metadata).get("language"))
+            else:
+                copy = self._out.add_stream_from_template(stream)
+                copy.metadata.update(dict(stream.metadata))
+                self._copied[stream.index] = copy
+        if dialogue.replace is None and sound is not None:
+            self._new = self._dialogue_stream("pcm_s24le", 48_000, "stereo",
+                                              dialogue.language)
+        self._packets = self._src.demux(*[self._src.streams[i] for i in self._copied]) \
+            if self._copied else iter(())
+        self._pending: av.Packet | None = None
+        self._sound = iter_audio(sound, self._new.rate, self._new.layout.name) \
+            if self._new is not None and sound is not None else None
+        self._sound_left = np.zeros((self._new.layout.nb_channels, 0), np.float32) \
+            if self._new is not None else None
+        self._sound_written = 0
+        self._total = total_frames
+        self.frames_written = 0
+
+    def _dialogue_stream(self, codec: str, rate: int, layout: str, language: str | None):  # noqa: ANN202
+        stream = self._out.add_stream(codec, rate=rate)
+        stream.layout = layout
+        if language:
+            stream.metadata["language"] = language
+        return stream
+
+    def write(self, planes: list[np.ndarray]) -> None:
+        frame = frame_of(planes, self._layout)
+        frame.pts = self.frames_written
+        frame.time_base = Fraction(1) / self._fps
+        for packet in self._video.encode(frame):
+            self._out.mux(packet)
+        self.frames_written += 1
+        # The sound follows the picture: a film's streams are interleaved as it goes,
+        # never held whole.
+        self._copy_audio_until(self.frames_written / self._fps)
+        self._write_dialogue_until(self.frames_written)
+
+    def _copy_audio_until(self, seconds: Fraction | float) -> None:
+        while True:
+            packet = self._pending if self._pending is not None \
+                else next(self._packets, None)
+            self._pending = None
+            if packet is None:
+                return
+            if packet.dts is None:  # a demuxer's flush packet
+                continue
+            if packet.pts is not None and packet.pts * packet.time_base > seconds:
+                self._pending = packet
+                return
+            packet.stream = self._copied[packet.stream.index]
+            self._out.mux(packet)
+
+    def _write_dialogue_until(self, frames: int) -> None:
+        if self._new is None:
+            return
+        rate = self._new.rate
+        target = round(min(frames, self._total) / self._fps * rate)
+        pending = self._sound_left
+        while self._sound_written + pending.shape[1] < target:
+            chunk = next(self._sound, None) if self._sound is not None else None
+            if chunk is None:  # the dialogue ended: silence to the picture's end
+                chunk = np.zeros((pending.shape[0],
+                                  target - self._sound_written - pending.shape[1]),
+                                 np.float32)
+                self._sound = None
+            pending = np.concatenate([pending, chunk], axis=1)
+        take = target - self._sound_written
+        self._sound_left = pending[:, take:]
+        if take <= 0:
+            return
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pending[:, :take]),
+                                           format="fltp", layout=self._new.layout.name)
+        frame.sample_rate, frame.pts = rate, self._sound_written
+        frame.time_base = Fraction(1, rate)
+        for packet in self._new.encode(frame):
+            self._out.mux(packet)
+        self._sound_written += take
+
+    def close(self) -> None:
+        try:
+            self._copy_audio_until(float("inf"))
+            for stream in [self._video, *([self._new] if self._new is not None else [])]:
+                for packet in stream.encode(None):
+                    self._out.mux(packet)
+            self._out.close()
+            self._src.close()
+            self._tmp.replace(self.output)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        for container in (self._out, self._src):
+            with suppress(Exception):  # already failing: remove what is left
+                container.close()
+        self._tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> MasterWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+

@@ -1,0 +1,135 @@
+"""`match` masters: a ProRes or DNxHR source dubbed back into its own format, with its
+timecode, colour tags, bit depth and every other audio stream kept. Masters made here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import ffmpeg
+import imageio_ffmpeg
+import numpy as np
+
+from lipdub.media.formats import read_format
+from lipdub.media.planes import PlaneLayout, read_picture
+from lipdub.samples.dialogue import Dialogue
+from tests.test_cli_dub import run_cli
+
+
+def _master(source: Path, output: Path, video: dict, rate: str, timecode: str) -> Path:
+    """`source`'s picture and sound as a master: the dialogue (its own sound, stereo),
+    an M&E stream and a 5.1 mix, tagged BT.709."""
+    clip = ffmpeg.input(str(source))
+    picture = clip.video.filter("fps", rate).filter(
+        "setparams", color_primaries="bt709", color_trc="bt709", colorspace="bt709",
+        range="tv")
+    music = ffmpeg.input("sine=f=220:d=4", f="lavfi").audio.filter("aformat",
+                                                                    channel_layouts="stereo")
+    mix = ffmpeg.input("sine=f=330:d=4", f="lavfi").audio.filter("aformat",
+                                                                  channel_layouts="5.1")
+    dialogue = clip.audio.filter("aformat", channel_layouts="stereo")
+    ffmpeg.output(picture, dialogue, music, mix, str(output), acodec="pcm_s24le",
+                  ar=48_000, timecode=timecode, **video,
+                  **{"metadata:s:a:0": "language=eng", "metadata:s:a:2": "language=eng"}).run(
+        cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+    return output
+
+
+def _packets(path: Path, index: int) -> list[bytes]:
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[index]
+        return [bytes(p) for p in container.demux(stream) if p.size]
+
+
+def _planes(path: Path, layout: PlaneLayout) -> list[list[np.ndarray]]:
+    with av.open(str(path)) as container:
+        return [read_picture(f, layout).planes for f in container.decode(video=0)]
+
+
+def _psnr(a: np.ndarray, b: np.ndarray, peak: float = 1023.0) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+def test_a_prores_master_comes_back_as_the_same_master(
+        tmp_path: Path, talking_clip: Path, new_voice: Path) -> None:
+    source = _master(talking_clip, tmp_path / "master.mov",
+                     {"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"},
+                     "24000/1001", "01:00:00:00")
+    output = tmp_path / "dubbed.mov"
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(output), "--engine", "warp",
+                         "--output-profile", "match", "--replace-audio-stream", "0")
+    assert code == 0, text
+    assert "does not keep" not in text
+    before, after = read_format(source), read_format(output)
+    for kept in ("container", "codec", "profile", "pix_fmt", "bit_depth", "chroma", "rate",
+                 "colour", "timecode", "width", "height"):
+        assert getattr(after, kept) == getattr(before, kept), kept
+    assert (after.profile, after.bit_depth, after.chroma, after.rate, after.timecode) == \
+        ("HQ", 10, "4:2:2", "24000/1001", "01:00:00:00")
+    assert [(a.layout, a.language) for a in after.audio] == \
+        [(a.layout, a.language) for a in before.audio]
+    for index in (1, 2):  # M&E and the 5.1 mix: packet for packet
+        assert _packets(output, index) == _packets(source, index)
+    assert _packets(output, 0) != _packets(source, 0)  # the new dialogue
+    layout = PlaneLayout.of(before.pix_fmt, "bt709", False, before.height)
+    original, dubbed = _planes(source, layout), _planes(output, layout)
+    assert len(dubbed) == len(original)
+    # Outside the face, no more than ProRes's own generation loss: the same source
+    # re-encoded by FFmpeg alone (measured: the dub 63.6-65.4 dB luma, FFmpeg's own
+    # re-encode the same within 0.1 dB); the mouth region is re-synced.
+    reencoded = tmp_path / "reencoded.mov"
+    ffmpeg.input(str(source)).output(str(reencoded), vcodec="prores_ks", an=None,
+                                     **{"profile:v": 3, "pix_fmt": "yuv422p10le"}).run(
+        cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+    face = np.zeros(original[0][0].shape, bool)
+    face[120:300, 220:420] = True
+    outside = [_psnr(a[0][~face], b[0][~face]) for a, b in zip(original, dubbed, strict=True)]
+    baseline = [_psnr(a[0][~face], b[0][~face])
+                for a, b in zip(original, _planes(reencoded, layout), strict=True)]
+    print(f"outside the face: dub {min(outside):.1f}-{max(outside):.1f} dB, "
+          f"FFmpeg's re-encode {min(baseline):.1f}-{max(baseline):.1f} dB")
+    assert min(outside) >= min(baseline) - 0.5
+    mouth_change = max(np.abs(a[0][face].astype(int) - b[0][face].astype(int)).max()
+                       for a, b in zip(original, dubbed, strict=True))
+    assert mouth_change > 100  # 10-bit units (measured 705)
+    assert (dubbed[0][0] % 4).any()  # 10-bit precision, not 8-bit values shifted up
+
+
+def test_a_dnxhr_mxf_master_keeps_drop_frame_timecode(
+        tmp_path: Path, talking_clip: Path, new_voice: Path) -> None:
+    source = _master(talking_clip, tmp_path / "master.mxf",
+                     {"vcodec": "dnxhd", "profile:v": "dnxhr_hqx", "pix_fmt": "yuv422p10le",
+                      "s": "1280x720"}, "30000/1001", "00:59:59;28")
+    output = tmp_path / "dubbed.mxf"
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(output), "--engine", "warp",
+                         "--output-profile", "match", "--dialogue-language", "fra")
+    assert code == 0, text
+    before, after = read_format(source), read_format(output)
+    assert (after.container, after.codec, after.profile, after.bit_depth, after.chroma,
+            after.rate, after.timecode) == ("mxf", "dnxhd", "DNXHR HQX", 10, "4:2:2",
+                                            "30000/1001", "00:59:59;28")
+    assert len(after.audio) == len(before.audio) + 1  # the dialogue added, not replacing
+    # (FFmpeg's MXF muxer writes no language tags: the MOV test checks them.)
+    for index in range(len(before.audio)):
+        assert _packets(output, index) == _packets(source, index)
+
+
+def test_match_is_refused_where_it_cannot_keep_the_format(
+        tmp_path: Path, talking_clip: Path, new_voice: Path, dialogue: Dialogue) -> None:
+    master = _master(talking_clip, tmp_path / "master.mov",
+                     {"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"},
+                     "25", "10:00:00:00")
+    for video, output, extra, message in (
+            (talking_clip, "out.mp4", [], "built for ProRes and DNxHR masters"),
+            (master, "out.mp4", [], "must be written as .mov"),
+            (master, "out.mov", ["--replace-audio-stream", "3"],
+             "replace_audio_stream 3 does not exist: the source has 3 audio streams"),
+            (master, "out.mov", ["--sync-mode", "loop"], "keeps the source's frames")):
+        code, text = run_cli("dub", "--video", str(video), "--audio", str(new_voice),
+                             "--output", str(tmp_path / output), "--output-profile", "match",
+                             *extra)
+        assert code == 2 and message in text, text
+        assert not (tmp_path / output).exists()
