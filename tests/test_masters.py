@@ -12,7 +12,6 @@ import numpy as np
 
 from lipdub.media.formats import read_format
 from lipdub.media.planes import PlaneLayout, read_picture
-from lipdub.samples.dialogue import Dialogue
 from tests.test_cli_dub import run_cli
 
 
@@ -118,7 +117,7 @@ def test_a_dnxhr_mxf_master_keeps_drop_frame_timecode(
 
 
 def test_match_is_refused_where_it_cannot_keep_the_format(
-        tmp_path: Path, talking_clip: Path, new_voice: Path, dialogue: Dialogue) -> None:
+        tmp_path: Path, talking_clip: Path, new_voice: Path) -> None:
     master = _master(talking_clip, tmp_path / "master.mov",
                      {"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"},
                      "25", "10:00:00:00")
