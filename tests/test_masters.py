@@ -13,9 +13,11 @@ import numpy as np
 from lipdub.media.formats import read_format
 from lipdub.media.planes import PlaneLayout, read_picture
 from tests.test_cli_dub import run_cli
+from tests.test_platform_api import _upload, _wait, platform  # noqa: F401 - a fixture
 
 
-def _master(source: Path, output: Path, video: dict, rate: str, timecode: str) -> Path:
+def _master(source: Path, output: Path, video: dict, rate: str, timecode: str,
+            seconds: float = 4.0) -> Path:
     """`source`'s picture and sound as a master: the dialogue (its own sound, stereo),
     an M&E stream and a 5.1 mix, tagged BT.709."""
     clip = ffmpeg.input(str(source))
@@ -28,7 +30,7 @@ def _master(source: Path, output: Path, video: dict, rate: str, timecode: str) -
                                                                   channel_layouts="5.1")
     dialogue = clip.audio.filter("aformat", channel_layouts="stereo")
     ffmpeg.output(picture, dialogue, music, mix, str(output), acodec="pcm_s24le",
-                  ar=48_000, timecode=timecode, **video,
+                  ar=48_000, timecode=timecode, t=seconds, **video,
                   **{"metadata:s:a:0": "language=eng", "metadata:s:a:2": "language=eng"}).run(
         cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
     return output
@@ -132,3 +134,42 @@ def test_match_is_refused_where_it_cannot_keep_the_format(
                              *extra)
         assert code == 2 and message in text, text
         assert not (tmp_path / output).exists()
+
+
+def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path,  # noqa: F811
+                                 tmp_path: Path) -> None:
+    client, a, _, settings = platform
+    source = _master(talking_clip, tmp_path / "master.mov",  # LT, 1 s: under 5 MB
+                     {"vcodec": "prores_ks", "profile:v": 1, "pix_fmt": "yuv422p10le"},
+                     "25", "10:00:00:00", seconds=1.0)
+    video, audio = _upload(client, a, source), _upload(client, a, new_voice)
+    r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio, "options": {
+        "engine": "warp", "output_profile": "match", "replace_audio_stream": 0}})
+    assert r.status_code == 201, r.text
+    done = _wait(client, a, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    result = client.get(f"/v1/jobs/{done['id']}/result", headers=a)
+    assert result.status_code == 200 and result.headers["content-type"] == "video/quicktime"
+    output = tmp_path / "result.mov"
+    output.write_bytes(result.content)
+    before, after = read_format(source), read_format(output)
+    assert (after.codec, after.profile, after.bit_depth, after.chroma, after.timecode) == \
+        (before.codec, before.profile, 10, "4:2:2", "10:00:00:00")
+    assert _packets(output, 1) == _packets(source, 1) and len(after.audio) == 3
+    assert not any("does not keep" in w for w in done["timings"]["warnings"])
+    for options, message in (({"replace_audio_stream": 0}, "are for output_profile match"),
+                             ({"output_profile": "match", "normalise_loudness": True},
+                              "does not take"),
+                             ({"output_profile": "match", "output_format": "mov"},
+                              "leave output_format out"),
+                             ({"output_profile": "match", "sync_mode": "loop"},
+                              "keeps the source's frames")):
+        r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio,
+                                                     "options": options})
+        assert r.status_code == 422 and message in r.text, (options, r.text)
+    r = client.post("/v1/jobs", headers=a, json={
+        "video": _upload(client, a, talking_clip), "audio": audio,
+        "options": {"output_profile": "match"}})
+    failed = _wait(client, a, r.json()["id"])
+    assert failed["state"] == "failed" and failed["error_code"] == "unsupported_format"
+    assert "built for ProRes and DNxHR masters" in failed["error_message"]

@@ -22,6 +22,7 @@ from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.errors import BadOptionError
 from lipdub.jobs.batches import counts
 from lipdub.media.finish import CONTAINERS
+from lipdub.output_profiles import OutputProfile
 from lipdub.ranges import RANGE_PATTERN, check_characters, check_without_video
 from lipdub.restore.gate import rejection
 from lipdub.sync import SyncMode
@@ -144,6 +145,16 @@ class JobOptions(BaseModel):
         None, min_length=1, max_length=MAX_CHARACTERS,
         description="Several characters dubbed at once, each face with its own line; the "
         "job's audio, if given, is the full mix the output sounds like")
+    output_profile: OutputProfile = Field(
+        OutputProfile.DELIVERY, description="delivery: H.264/AAC (output_format); match: a "
+        "master in the source's own format (ProRes, DNxHR in MOV or MXF: codec, profile, "
+        "bit depth, chroma, colour tags, timecode, every other audio stream copied)")
+    replace_audio_stream: int | None = Field(
+        None, ge=0, le=63, description="match: the source's audio stream (0, 1, ...) the "
+        "new dialogue replaces; default: added as a new stream")
+    dialogue_language: str | None = Field(
+        None, pattern=r"^[a-z]{3}$", description="match: the added dialogue stream's "
+        "language (ISO 639-2, e.g. fra)")
     reuse_analysis: str | None = Field(
         None, max_length=64, description="A finished cast job of yours on the same video: "
         "its face analysis is re-used (a corrected cast runs without analysing again)")
@@ -160,11 +171,29 @@ class JobOptions(BaseModel):
             raise ValueError("cast: each character must have its own name")
         if self.reuse_analysis and not self.cast:
             raise ValueError("reuse_analysis is for a cast's job")
+        self.check_master()
         try:
             check_characters(self.range_specs(), [c.character for c in self.cast or []])
         except BadOptionError as error:
             raise ValueError(str(error)) from None
         return self
+
+    def check_master(self) -> None:
+        """What a `match` master cannot do (yet), and what only it can."""
+        if self.output_profile is not OutputProfile.MATCH:
+            if self.replace_audio_stream is not None or self.dialogue_language:
+                raise ValueError("replace_audio_stream and dialogue_language are for "
+                                 "output_profile match")
+            return
+        if self.identity or self.restore != "none" or self.normalise_loudness:
+            raise ValueError("output_profile match does not take identity, restore or "
+                             "normalise_loudness (a master's sound is copied as it is)")
+        if self.sync_mode in (SyncMode.LOOP, SyncMode.BOUNCE):
+            raise ValueError("output_profile match keeps the source's frames: sync_mode "
+                             "loop and bounce repeat them")
+        if "output_format" in self.model_fields_set:
+            raise ValueError("output_profile match writes the source's container: leave "
+                             "output_format out")
 
     def range_specs(self) -> list[str | dict]:
         """The ranges as the core reads them."""

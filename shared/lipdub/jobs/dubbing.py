@@ -34,6 +34,7 @@ from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
 from lipdub.media.formats import check_progressive, read_format
 from lipdub.media.probe import probe_audio, probe_video
+from lipdub.output_profiles import MASTER_SUFFIX, OutputProfile
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode, plan_sync
 
@@ -58,7 +59,19 @@ def _cast(job) -> bool:  # noqa: ANN001 - Job
 
 
 def _sync(options: dict) -> SyncMode:
-    return SyncMode(options.get("sync_mode", "cut_off"))
+    # A master keeps every frame of its source: the dialogue is padded or cut to it.
+    return SyncMode.SILENCE if _master(options) \
+        else SyncMode(options.get("sync_mode", "cut_off"))
+
+
+def _master(options: dict) -> bool:
+    return options.get("output_profile") == OutputProfile.MATCH
+
+
+def _dialogue(options: dict):  # noqa: ANN202 - media.master.Dialogue
+    from lipdub.media.master import Dialogue
+
+    return Dialogue(options.get("replace_audio_stream"), options.get("dialogue_language"))
 
 
 def _face(options: dict) -> FaceSelector:
@@ -143,6 +156,12 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         source = read_format(video)
         ctx.work["source_format"] = source.to_dict()
         check_progressive(video, source)
+        if _master(options):  # what the source allows, said before any work
+            from lipdub.media.master import plan_match
+
+            suffix = MASTER_SUFFIX.get(source.container, ".mov")  # else refused just below
+            plan_match(source, info, Path("render" + suffix), _dialogue(options))
+            ctx.work["master_suffix"] = suffix
         ranges = None
         if options.get("ranges"):  # wrong ranges fail now, not after the analysis
             from lipdub.ranges import check_characters, parse_ranges
@@ -209,6 +228,12 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         ranges = _ranges(options, video)
         warnings = list(ctx.work.get("warnings", []))
+        out = None
+        if _master(options):
+            from lipdub.outputs import Match
+
+            out = Match.plan(read_format(video), probe_video(video), output,
+                             _dialogue(options))
         if _cast(ctx.job):
             engines = _engines(settings, engine_of(ctx), len(options["cast"]))
             with ExitStack() as stack:
@@ -216,7 +241,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
                     stack.enter_context(closing(engine))
                 report = render_cast(video, audio, output, performers(ctx, engines),
                                      _sync(options), ctx.progress, None, span,
-                                     decoded_once(audio), ranges)
+                                     decoded_once(audio), ranges, out)
             report.warnings += warnings
             return report
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
@@ -228,7 +253,8 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             warnings += [skipped] if skipped else []
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
-                                  ctx.progress, restorer, span, decoded_once(audio), ranges)
+                                  ctx.progress, restorer, span, decoded_once(audio), ranges,
+                                  out)
         report.warnings += warnings
         return report
 
@@ -240,6 +266,8 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         from lipdub.audio.samples import decoded_once
         from lipdub.segments import plan_for
 
+        if _master(ctx.job.options):
+            return None  # a master renders whole: segments are joined as H.264
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         # A cast's faces share one shot list: any of them plans the cuts.
         first = ctx.work["cast_analyses"][0] if _cast(ctx.job) else ctx.work["analysis"]
@@ -268,7 +296,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
     def lip_sync(ctx: WorkContext) -> None:
         from lipdub.segments import join_segments
 
-        output = ctx.folder / "render.mp4"
+        output = ctx.folder / ("render" + ctx.work.get("master_suffix", ".mp4"))
         if ctx.parts is None:
             timings = _timings(render(ctx, output))
         else:  # every segment done: join them, the new audio muxed once
@@ -287,10 +315,14 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         options = ctx.job.options
         container = options.get("output_format", "mp4")
         ctx.progress.start("encode", 1)
-        output = ctx.folder / f"result.{container}"
         started = time.perf_counter()
-        finish(ctx.local(ctx.work["render"]), output, container,
-               bool(options.get("normalise_loudness")))
+        if "master_suffix" in ctx.work:  # a master is the render itself, every stream kept
+            output = ctx.local(ctx.work["render"])
+            container = ctx.work["master_suffix"][1:]
+        else:
+            output = ctx.folder / f"result.{container}"
+            finish(ctx.local(ctx.work["render"]), output, container,
+                   bool(options.get("normalise_loudness")))
         ctx.work["timings"]["stages"]["finish"] = {
             "seconds": time.perf_counter() - started, "frames": 0}
         ctx.progress.finish("encode")

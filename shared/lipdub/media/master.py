@@ -21,6 +21,7 @@ from lipdub.media.encode import temp_path_for
 from lipdub.media.formats import SourceFormat, UnsupportedFormatError
 from lipdub.media.planes import PlaneLayout, frame_of
 from lipdub.media.probe import VideoInfo
+from lipdub.output_profiles import MASTER_SUFFIX
 
 # Decoder name -> (encoder, decoder profile name -> encoder profile).
 _ENCODERS = {
@@ -30,7 +31,6 @@ _ENCODERS = {
                         "DNXHR HQ": "dnxhr_hq", "DNXHR HQX": "dnxhr_hqx",
                         "DNXHR 444": "dnxhr_444"}),
 }
-_CONTAINERS = {"mov": (".mov",), "mxf": (".mxf",)}
 _COLOUR = {"primaries": ("color_primaries", {"bt709": 1, "bt470bg": 5, "smpte170m": 6,
                                              "bt2020": 9}),
            "transfer": ("color_trc", {"bt709": 1, "smpte170m": 6, "bt2020-10": 14,
@@ -60,11 +60,16 @@ def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
     if info.rotation:
         raise UnsupportedFormatError("The source is rotated; a master is not.",
                                      "Use --output-profile delivery.")
-    suffixes = _CONTAINERS.get(source.container, ())
-    if output.suffix.lower() not in suffixes:
+    suffix = MASTER_SUFFIX.get(source.container)
+    if suffix is None:
+        raise UnsupportedFormatError(
+            f"The 'match' output writes MOV and MXF masters; this source is "
+            f"{source.container}.", "Use --output-profile delivery, or dub from a MOV or "
+            "MXF master.")
+    if output.suffix.lower() != suffix:
         raise BadOptionError(
             f"A 'match' output of this {source.container} source must be written as "
-            f"{' or '.join(suffixes) or source.container}, not '{output.name}'.",
+            f"{suffix}, not '{output.name}'.",
             "Name the output with the source's container extension.")
     if dialogue.replace is not None and not 0 <= dialogue.replace < len(source.audio):
         raise BadOptionError(

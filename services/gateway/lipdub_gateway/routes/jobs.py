@@ -18,7 +18,8 @@ from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
                    responses=problem_responses(400, 401, 413, 422, 503))
 
-MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska"}
+MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
+               "mxf": "application/mxf"}
 
 
 @router.post("", status_code=201, responses={
