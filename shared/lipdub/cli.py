@@ -136,7 +136,8 @@ def dub(
     output_profile: Annotated[OutputProfile, typer.Option(
         help="delivery: H.264/AAC MP4; match: a master in the source's own format (ProRes, "
              "DNxHR: codec, profile, bit depth, chroma, colour, timecode, every audio "
-             "stream kept).")] = OutputProfile.DELIVERY,
+             "stream kept); patch: OUTPUT.otio (+ .edl) laying ProRes 4444 patches with a "
+             "face matte, one per changed shot, over the source.")] = OutputProfile.DELIVERY,
     replace_audio_stream: Annotated[int | None, typer.Option(
         help="match: the source's audio stream (0, 1, ...) the new dialogue replaces; "
              "default: added as a new stream.")] = None,
@@ -146,7 +147,7 @@ def dub(
     """Re-sync the lips in VIDEO to AUDIO (or each character's face to their own line,
     with --cast) and write OUTPUT."""
     from lipdub.media.checks import check_dub_files
-    from lipdub.media.encode import DELIVERY_SUFFIXES, MASTER_SUFFIXES
+    from lipdub.media.encode import DELIVERY_SUFFIXES
 
     try:
         if cast or cast_file:
@@ -165,16 +166,16 @@ def dub(
                                  "Give --audio, --cast with each character's line, or "
                                  "ranges with their own lines (--range START-END=LINE).")
         out_plan = None
-        if output_profile is OutputProfile.MATCH:  # what the source allows, said first
+        if output_profile is not OutputProfile.DELIVERY:  # what the source allows, first
             from lipdub.media.master import Dialogue
             from lipdub.outputs import plan_output
 
-            out_plan, sync_mode = plan_output(video, output, sync_mode, Dialogue(
+            out_plan, sync_mode = plan_output(output_profile, video, output, sync_mode, Dialogue(
                 replace_audio_stream, dialogue_language), restoring=bool(identity)
                 or restore != "none")
         check_dub_files(video, audio, output,  # before any model loads
                         [r.audio for r in ranges or [] if r.audio],
-                        MASTER_SUFFIXES if out_plan else DELIVERY_SUFFIXES)
+                        out_plan.suffixes if out_plan else DELIVERY_SUFFIXES)
         restorer = _restorer(identity, restore, video, face, device)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
                 preview, restorer, cpu_runtime, ranges, out_plan)

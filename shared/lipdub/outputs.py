@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import av
+import cv2
 import numpy as np
 
 from lipdub.composite import composite, patch_pixels
@@ -22,9 +23,16 @@ from lipdub.errors import BadOptionError
 from lipdub.media.encode import DELIVERY_SUFFIXES, MASTER_SUFFIXES, DubWriter
 from lipdub.media.formats import SourceFormat, read_format
 from lipdub.media.master import Dialogue, MasterWriter, plan_match
-from lipdub.media.planes import Picture, PlaneLayout, composite_planes, read_picture
+from lipdub.media.patches import PatchWriter
+from lipdub.media.planes import (
+    Picture,
+    PlaneLayout,
+    composite_planes,
+    face_samples,
+    read_picture,
+)
 from lipdub.media.probe import VideoInfo, probe_video
-from lipdub.output_profiles import OutputProfile
+from lipdub.output_profiles import MASTER_SUFFIX, OutputProfile
 from lipdub.sync import SyncMode
 
 
@@ -46,7 +54,8 @@ class Output(Protocol):
     def composited(self, frame: Any, patches: list[MouthPatch | None]) -> Any: ...
 
     def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, frames: int) -> FrameWriter: ...
+               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> FrameWriter:
+        """`shots`: each output frame's shot number (its length: the frame count)."""
 
     def dropped(self, source: SourceFormat) -> list[str]: ...
 
@@ -66,8 +75,8 @@ class Delivery:
         return frame
 
     def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, frames: int) -> DubWriter:
-        return DubWriter(output, info.width, info.height, info.fps, chunks, frames)
+               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> DubWriter:
+        return DubWriter(output, info.width, info.height, info.fps, chunks, len(shots))
 
     def dropped(self, source: SourceFormat) -> list[str]:
         return source.dropped_by_delivery()
@@ -102,18 +111,59 @@ class Match:
         return frame.planes
 
     def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, frames: int) -> MasterWriter:
+               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> MasterWriter:
         return MasterWriter(output, self.source, info, self.layout, sound, self.dialogue,
-                            frames)
+                            len(shots))
 
     def dropped(self, source: SourceFormat) -> list[str]:
         return []
 
 
-def plan_output(video: Path, output: Path, sync_mode: SyncMode, dialogue: Dialogue,
-                restoring: bool) -> tuple[Match, SyncMode]:
-    """A `match` output for this source, and the sync mode it runs with: a master keeps
-    every frame of the source (the new dialogue is padded or cut to it)."""
+class Patches(Match):
+    """Only what changed: per changed shot, the face and its matte (media.patches)."""
+
+    profile = OutputProfile.PATCH
+    suffixes = (".otio",)
+
+    @classmethod
+    def plan(cls, source: SourceFormat, info: VideoInfo, output: Path,
+             dialogue: Dialogue) -> Patches:
+        master = Match.plan(source, info, output.with_suffix(MASTER_SUFFIX.get(
+            source.container, ".mov")), dialogue)
+        return cls(master.source, master.layout, master.dialogue)
+
+    def composited(self, frame: Picture, patches: list[MouthPatch | None]) -> tuple:
+        """(the frame as 4:4:4 planes with each face's own samples under its matte, the
+        matte), or (the planes, None) where nothing changed. Alpha over the source, the
+        faces give what `match` writes."""
+        placed = [p for p in patches if p is not None]
+        if not placed:
+            return frame.planes, None
+        height, width = frame.planes[0].shape
+        planes = [frame.planes[0].copy()] + [
+            cv2.resize(p, (width, height), interpolation=cv2.INTER_NEAREST)
+            for p in frame.planes[1:]]
+        matte = np.zeros((height, width), np.float32)
+        top = (1 << self.layout.bits) - 1
+        for patch in placed:
+            pixels = patch_pixels(frame.rgb, patch)
+            (x0, y0, x1, y1), samples, mask = face_samples(frame, patch, pixels, self.layout)
+            on = mask > 0
+            for plane, channel in zip(planes, np.moveaxis(samples, -1, 0), strict=True):
+                region = plane[y0:y1, x0:x1]
+                region[on] = np.clip(np.rint(channel[on]), 0, top)
+            np.maximum(matte[y0:y1, x0:x1], mask, out=matte[y0:y1, x0:x1])
+        return planes, matte
+
+    def writer(self, output: Path, info: VideoInfo, sound: Path,
+               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> PatchWriter:
+        return PatchWriter(output, self.source, info, self.layout, shots)
+
+
+def plan_output(profile: OutputProfile, video: Path, output: Path, sync_mode: SyncMode,
+                dialogue: Dialogue, restoring: bool) -> tuple[Match, SyncMode]:
+    """A `match` (or `patch`) output for this source, and the sync mode it runs with: a
+    master keeps every frame of the source (the new dialogue is padded or cut to it)."""
     if restoring:
         raise BadOptionError("Identity restoration does not write 'match' masters yet.",
                              "Dub without restoration, or use --output-profile delivery.")
@@ -121,5 +171,6 @@ def plan_output(video: Path, output: Path, sync_mode: SyncMode, dialogue: Dialog
         raise BadOptionError(
             f"A 'match' master keeps the source's frames; sync mode {sync_mode.value} "
             "repeats them.", "Use sync mode silence (or leave it out).")
-    return (Match.plan(read_format(video), probe_video(video), output, dialogue),
+    kind = Patches if profile is OutputProfile.PATCH else Match
+    return (kind.plan(read_format(video), probe_video(video), output, dialogue),
             SyncMode.SILENCE)

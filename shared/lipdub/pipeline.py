@@ -316,12 +316,12 @@ def _render(
     first = _output_frames(plan, span).start
     weights = weights or [None] * len(performers)
     engine_name = performers[0].engine.name
-    shots = performers[0].analysis.track.shot
+    track_shots = performers[0].analysis.track.shot
     report = DubReport(
         output=output, engine=engine_name, sync_mode=plan.mode.value, fps=float(info.fps),
         width=info.width, height=info.height, source_frames=info.frame_count,
         output_frames=len(wanted), face_frames=0, passthrough_frames=0,
-        shots=int(shots.max()) + 1 if len(shots) else 0, seconds_total=0.0,
+        shots=int(track_shots.max()) + 1 if len(track_shots) else 0, seconds_total=0.0,
     )
     progress.start("lip-sync", len(wanted))
     frames = _source_frames(info, plan.source_indices[first:wanted.stop], cache, out.convert)
@@ -375,7 +375,8 @@ def _render(
         while len(in_flight) > 1:
             finish(writer)
 
-    with renderer, out.writer(output, info, audio, audio_chunks, len(wanted)) as writer:
+    shots = track_shots[plan.source_indices[wanted.start:wanted.stop]]
+    with renderer, out.writer(output, info, audio, audio_chunks, shots) as writer:
         for k in range(first, wanted.stop):
             keep = k >= wanted.start
             source = int(plan.source_indices[k])

@@ -44,8 +44,8 @@ def check_output_writable(output: Path, suffixes: tuple[str, ...] = DELIVERY_SUF
     if output.suffix.lower() not in suffixes:
         raise OutputNotWritableError(
             f"Output '{output}' has an unsupported extension '{output.suffix}'.",
-            f"Use {', '.join(suffixes[:-1])} or {suffixes[-1]}"
-            + (" (default)." if suffixes[0] == ".mp4" else "."),
+            "Use " + (f"{', '.join(suffixes[:-1])} or " if len(suffixes) > 1 else "")
+            + suffixes[-1] + (" (.mp4 is the default)." if ".mp4" in suffixes else "."),
         )
 
 

@@ -107,12 +107,13 @@ def _to_ycbcr(rgb: np.ndarray, layout: PlaneLayout) -> np.ndarray:
     return cv2.transform(rgb.astype(np.float32) / 255.0, _forward(layout))
 
 
-def composite_planes(picture: Picture, patch: MouthPatch, pixels: np.ndarray,
-                     layout: PlaneLayout) -> None:
-    """Blend a patch's (colour-matched) `pixels` into the picture's planes, in place, at
-    the planes' own precision; where the mask is 0 every sample keeps its decoded value."""
+def face_samples(picture: Picture, patch: MouthPatch, pixels: np.ndarray,
+                 layout: PlaneLayout) -> tuple[tuple[int, int, int, int], np.ndarray,
+                                               np.ndarray]:
+    """The patch's (colour-matched) `pixels` as Y'CbCr samples at the layout's depth, on
+    its box widened to whole chroma samples (2x1 for 4:2:2, 2x2 for 4:2:0): the box, the
+    samples (h, w, 3; unblended, full chroma resolution) and the mask on that box."""
     x0, y0, x1, y1 = patch.box
-    # Chroma samples cover 2x1 (4:2:2) or 2x2 (4:2:0) pixels: widen the box to whole ones.
     sx, sy = 1 << layout.shift_x, 1 << layout.shift_y
     height, width = picture.planes[0].shape
     bx0, by0 = x0 - x0 % sx, y0 - y0 % sy
@@ -121,7 +122,15 @@ def composite_planes(picture: Picture, patch: MouthPatch, pixels: np.ndarray,
     mask[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = patch.mask
     new = picture.rgb[by0:by1, bx0:bx1].copy()
     new[y0 - by0:y1 - by0, x0 - bx0:x1 - bx0] = pixels
-    ycc = _to_ycbcr(new, layout)
+    return (bx0, by0, bx1, by1), _to_ycbcr(new, layout), mask
+
+
+def composite_planes(picture: Picture, patch: MouthPatch, pixels: np.ndarray,
+                     layout: PlaneLayout) -> None:
+    """Blend a patch's (colour-matched) `pixels` into the picture's planes, in place, at
+    the planes' own precision; where the mask is 0 every sample keeps its decoded value."""
+    (bx0, by0, bx1, by1), ycc, mask = face_samples(picture, patch, pixels, layout)
+    sx, sy = 1 << layout.shift_x, 1 << layout.shift_y
     top = (1 << layout.bits) - 1
     for index, plane in enumerate(picture.planes):
         if index == 0:
