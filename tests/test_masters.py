@@ -166,7 +166,8 @@ def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path, 
                              ({"output_profile": "match", "output_format": "mov"},
                               "leave output_format out"),
                              ({"output_profile": "match", "sync_mode": "loop"},
-                              "keeps the source's frames")):
+                              "keeps the source's frames"),
+                             ({"output_profile": "patch"}, "made by the command line")):
         r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio,
                                                      "options": options})
         assert r.status_code == 422 and message in r.text, (options, r.text)

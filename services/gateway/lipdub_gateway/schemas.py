@@ -180,6 +180,10 @@ class JobOptions(BaseModel):
 
     def check_master(self) -> None:
         """What a `match` master cannot do (yet), and what only it can."""
+        if self.output_profile is OutputProfile.PATCH:
+            raise ValueError("output_profile patch (a timeline and a folder of patches) is "
+                             "made by the command line for now; jobs deliver delivery or "
+                             "match")
         if self.output_profile is not OutputProfile.MATCH:
             if self.replace_audio_stream is not None or self.dialogue_language:
                 raise ValueError("replace_audio_stream and dialogue_language are for "
