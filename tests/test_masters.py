@@ -55,6 +55,34 @@ def _psnr(a: np.ndarray, b: np.ndarray, peak: float = 1023.0) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
 
 
+def _check_pixels(source: Path, output: Path, folder: Path, codec: dict,
+                  face_at: tuple[slice, slice]) -> None:
+    """Outside the face, no more than the codec's own generation loss (the source
+    re-encoded by FFmpeg alone, the same settings); the face re-synced; 10-bit samples
+    kept at 10 bits."""
+    before = read_format(source)
+    layout = PlaneLayout.of(before.pix_fmt, "bt709", False, before.height)
+    original, dubbed = _planes(source, layout), _planes(output, layout)
+    assert len(dubbed) == len(original)
+    reencoded = folder / f"reencoded{source.suffix}"
+    ffmpeg.input(str(source)).output(str(reencoded), an=None, **codec).run(
+        cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+    face = np.zeros(original[0][0].shape, bool)
+    face[face_at] = True
+    outside = [_psnr(a[0][~face], b[0][~face]) for a, b in zip(original, dubbed, strict=True)]
+    baseline = [_psnr(a[0][~face], b[0][~face])
+                for a, b in zip(original, _planes(reencoded, layout), strict=True)]
+    print(f"{source.name}: outside the face, the dub {min(outside):.1f}-{max(outside):.1f} "
+          f"dB, FFmpeg's re-encode {min(baseline):.1f}-{max(baseline):.1f} dB")
+    # A codec that spends a fixed number of bits per frame (DNxHR) gives a changed face
+    # some of the rest's: measured up to 0.6 dB.
+    assert min(outside) >= min(baseline) - 1.0
+    mouth_change = max(np.abs(a[0][face].astype(int) - b[0][face].astype(int)).max()
+                       for a, b in zip(original, dubbed, strict=True))
+    assert mouth_change > 100, mouth_change  # 10-bit units
+    assert (dubbed[0][0] % 4).any()  # 10-bit precision, not 8-bit values shifted up
+
+
 def test_a_prores_master_comes_back_as_the_same_master(
         tmp_path: Path, talking_clip: Path, new_voice: Path) -> None:
     source = _master(talking_clip, tmp_path / "master.mov",
@@ -77,28 +105,11 @@ def test_a_prores_master_comes_back_as_the_same_master(
     for index in (1, 2):  # M&E and the 5.1 mix: packet for packet
         assert _packets(output, index) == _packets(source, index)
     assert _packets(output, 0) != _packets(source, 0)  # the new dialogue
-    layout = PlaneLayout.of(before.pix_fmt, "bt709", False, before.height)
-    original, dubbed = _planes(source, layout), _planes(output, layout)
-    assert len(dubbed) == len(original)
-    # Outside the face, no more than ProRes's own generation loss: the same source
-    # re-encoded by FFmpeg alone (measured: the dub 63.6-65.4 dB luma, FFmpeg's own
-    # re-encode the same within 0.1 dB); the mouth region is re-synced.
-    reencoded = tmp_path / "reencoded.mov"
-    ffmpeg.input(str(source)).output(str(reencoded), vcodec="prores_ks", an=None,
-                                     **{"profile:v": 3, "pix_fmt": "yuv422p10le"}).run(
-        cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
-    face = np.zeros(original[0][0].shape, bool)
-    face[120:300, 220:420] = True
-    outside = [_psnr(a[0][~face], b[0][~face]) for a, b in zip(original, dubbed, strict=True)]
-    baseline = [_psnr(a[0][~face], b[0][~face])
-                for a, b in zip(original, _planes(reencoded, layout), strict=True)]
-    print(f"outside the face: dub {min(outside):.1f}-{max(outside):.1f} dB, "
-          f"FFmpeg's re-encode {min(baseline):.1f}-{max(baseline):.1f} dB")
-    assert min(outside) >= min(baseline) - 0.5
-    mouth_change = max(np.abs(a[0][face].astype(int) - b[0][face].astype(int)).max()
-                       for a, b in zip(original, dubbed, strict=True))
-    assert mouth_change > 100  # 10-bit units (measured 705)
-    assert (dubbed[0][0] % 4).any()  # 10-bit precision, not 8-bit values shifted up
+    # Measured: the dub 63.6-65.4 dB outside the face, FFmpeg's own re-encode the same
+    # within 0.1 dB; the mouth changed by up to 705 (10-bit units).
+    _check_pixels(source, output, tmp_path, {"vcodec": "prores_ks", "profile:v": 3,
+                                             "pix_fmt": "yuv422p10le"},
+                  (slice(120, 300), slice(220, 420)))
 
 
 def test_a_dnxhr_mxf_master_keeps_drop_frame_timecode(
@@ -117,6 +128,10 @@ def test_a_dnxhr_mxf_master_keeps_drop_frame_timecode(
                                             "30000/1001", "00:59:59;28")
     assert len(after.audio) == len(before.audio) + 1  # the dialogue added, not replacing
     # (FFmpeg's MXF muxer writes no language tags: the MOV test checks them.)
+    # Measured: the dub 68.4-70.0 dB outside the face, FFmpeg's re-encode 69.0-70.0 dB.
+    _check_pixels(source, output, tmp_path, {"vcodec": "dnxhd", "profile:v": "dnxhr_hqx",
+                                             "pix_fmt": "yuv422p10le"},
+                  (slice(240, 600), slice(440, 840)))
     for index in range(len(before.audio)):
         assert _packets(output, index) == _packets(source, index)
 
