@@ -16,6 +16,7 @@ import numpy as np
 import opentimelineio as otio
 
 from lipdub.media.formats import SourceFormat
+from lipdub.media.master import threads
 from lipdub.media.planes import PlaneLayout
 from lipdub.media.probe import VideoInfo
 
@@ -87,10 +88,11 @@ class PatchWriter:
         name = f"shot{self._shots[k]:04d}_{self.timecode_at(k).replace(':', '').replace(';', '')}"
         path = self._work / patch_folder(self.timeline).name / f"{name}.mov"
         container = av.open(str(path), mode="w", format="mov")
-        stream = container.add_stream("prores_ks", rate=self._info.fps)
+        stream = container.add_stream("prores_aw", rate=self._info.fps)
         stream.width, stream.height = self._info.width, self._info.height
         stream.pix_fmt = PATCH_PIX_FMT
-        stream.options = {"profile": "4444", "vendor": "apl0"}
+        stream.options = {"profile": "4", "vendor": "apl0"}  # ProRes 4444
+        threads(stream)
         stream.codec_context.time_base = Fraction(1) / self._info.fps
         timecode = self.timecode_at(k)
         stream.metadata["timecode"] = timecode
