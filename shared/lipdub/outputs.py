@@ -3,7 +3,9 @@ face analysis sees of it, how the re-synced mouths go back in, and the writer.
 
   delivery  H.264 8-bit 4:2:0 + one stereo AAC track in MP4: review copies, the web
   match     the source's own format (media.master): a master for the finishing suite
-"""
+  patch     per changed shot, the faces with their matte, on a timeline (media.patches)
+
+Adding a profile: its name in output_profiles, one class here."""
 
 from __future__ import annotations
 
@@ -142,7 +144,7 @@ class Patches(Match):
         height, width = frame.planes[0].shape
         planes = [frame.planes[0].copy()] + [
             cv2.resize(p, (width, height), interpolation=cv2.INTER_NEAREST)
-            for p in frame.planes[1:]]
+            for p in frame.planes[1:3]]  # the matte is the patch's alpha
         matte = np.zeros((height, width), np.float32)
         top = (1 << self.layout.bits) - 1
         for patch in placed:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from contextlib import suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -42,6 +42,11 @@ _COLOUR = {"primaries": ("color_primaries", {"bt709": 1, "bt470bg": 5, "smpte170
            "matrix": ("colorspace", {"bt709": 1, "bt470bg": 5, "smpte170m": 6,
                                      "bt2020nc": 9}),
            "range": ("color_range", {"limited": 1, "full": 2})}
+
+
+# FFmpeg decodes ProRes 4444 at 12 bits; its ProRes encoders take 10 (the 2 bits below
+# are what is lost, nothing else).
+_ENCODABLE = {"yuva444p12le": "yuva444p10le", "yuv444p12le": "yuv444p10le"}
 
 
 def threads(stream: av.VideoStream) -> None:
@@ -95,13 +100,17 @@ class MasterWriter:
     def __init__(self, output: Path, source: SourceFormat, info: VideoInfo,
                  layout: PlaneLayout, sound: Path | None, dialogue: Dialogue,
                  total_frames: int) -> None:
-        self.output, self._layout, self._fps = output, layout, info.fps
+        self.output, self._fps = output, info.fps
+        written = _ENCODABLE.get(source.pix_fmt, source.pix_fmt)
+        self._layout = replace(layout, pix_fmt=written, bits=av.VideoFormat(written)
+                               .components[0].bits)
+        self._drop = layout.bits - self._layout.bits
         self._tmp = temp_path_for(output)
         self._out = av.open(str(self._tmp), mode="w", format=source.container)
         self._src = av.open(str(info.path))
         encoder, profiles = _ENCODERS[source.codec]
         video = self._out.add_stream(encoder, rate=info.fps)
-        video.width, video.height, video.pix_fmt = info.width, info.height, source.pix_fmt
+        video.width, video.height, video.pix_fmt = info.width, info.height, written
         video.options = {"profile": profiles[source.profile],
                          **({"vendor": "apl0"} if encoder == "prores_aw" else {})}
         video.codec_context.time_base = Fraction(1) / info.fps
@@ -149,6 +158,10 @@ class MasterWriter:
         return stream
 
     def write(self, planes: list[np.ndarray]) -> None:
+        if self._drop:
+            top = (1 << self._layout.bits) - 1
+            planes = [np.minimum((p.astype(np.uint32) + (1 << (self._drop - 1)))
+                                 >> self._drop, top).astype(np.uint16) for p in planes]
         frame = frame_of(planes, self._layout)
         frame.pts = self.frames_written
         frame.time_base = Fraction(1) / self._fps

@@ -65,7 +65,7 @@ _SWS_MATRIX = {"bt709": "ITU709", "bt470bg": "ITU601", "smpte170m": "ITU601",
 
 def read_picture(frame: av.VideoFrame, layout: PlaneLayout) -> Picture:
     planes = [np.frombuffer(p, layout.dtype).reshape(p.height, -1)[:, :p.width].copy()
-              for p in frame.planes[:3]]
+              for p in frame.planes]  # with a 4444 source's alpha plane, kept as it is
     if layout.full_range:  # the converter's range is the frame's tag: do it here, exactly
         return Picture(planes, _to_rgb(planes, layout))
     return Picture(planes, frame.to_ndarray(format="rgb24", interpolation=ACCURATE,
@@ -95,7 +95,7 @@ def _to_rgb(planes: list[np.ndarray], layout: PlaneLayout) -> np.ndarray:
     height, width = planes[0].shape
     ycc = np.dstack([planes[0].astype(np.float32)]
                     + [cv2.resize(p.astype(np.float32), (width, height),
-                                  interpolation=cv2.INTER_LINEAR) for p in planes[1:]])
+                                  interpolation=cv2.INTER_LINEAR) for p in planes[1:3]])
     forward = _forward(layout)
     inverse = np.linalg.inv(np.vstack([forward, [0, 0, 0, 1]]))[:3] * 255.0
     return np.clip(cv2.transform(ycc, inverse.astype(np.float32)), 0, 255).round() \
@@ -143,7 +143,7 @@ def composite_planes(picture: Picture, patch: MouthPatch, pixels: np.ndarray,
     (bx0, by0, bx1, by1), ycc, mask = face_samples(picture, patch, pixels, layout)
     sx, sy = 1 << layout.shift_x, 1 << layout.shift_y
     top = (1 << layout.bits) - 1
-    for index, plane in enumerate(picture.planes):
+    for index, plane in enumerate(picture.planes[:3]):  # Y'CbCr; an alpha plane stays
         if index == 0:
             target, weight = ycc[..., 0], mask
             region = plane[by0:by1, bx0:bx1]
