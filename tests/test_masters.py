@@ -11,6 +11,7 @@ import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 import opentimelineio as otio
+import pytest
 
 from lipdub.media.formats import read_format
 from lipdub.media.planes import PlaneLayout, read_picture
@@ -35,6 +36,13 @@ def _master(source: Path, output: Path, video: dict, rate: str, timecode: str,
     ffmpeg.output(picture, dialogue, music, mix, str(output), acodec="pcm_s24le",
                   ar=48_000, timecode=timecode, t=seconds, **video,
                   **{"metadata:s:a:0": "language=eng", "metadata:s:a:2": "language=eng"}).run(
+        cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+    return output
+
+
+def _transcode(source: Path, output: Path, **options: object) -> Path:
+    clip = ffmpeg.input(str(source))
+    ffmpeg.output(clip.video, clip.audio, str(output), acodec="copy", **options).run(
         cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
     return output
 
@@ -141,8 +149,11 @@ def test_match_is_refused_where_it_cannot_keep_the_format(
     master = _master(talking_clip, tmp_path / "master.mov",
                      {"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"},
                      "25", "10:00:00:00")
+    matroska = _transcode(talking_clip, tmp_path / "clip.mkv", vcodec="copy")
+    mjpeg = _transcode(talking_clip, tmp_path / "mjpeg.mov", vcodec="mjpeg")
     for video, output, extra, message in (
-            (talking_clip, "out.mp4", [], "built for ProRes and DNxHR masters"),
+            (matroska, "out.mkv", [], "writes MOV, MP4 and MXF masters"),
+            (mjpeg, "out.mov", [], "built for ProRes, DNxHR, H.264 and HEVC sources"),
             (master, "out.mp4", [], "must be written as .mov"),
             (master, "out.mov", ["--replace-audio-stream", "3"],
              "replace_audio_stream 3 does not exist: the source has 3 audio streams"),
@@ -187,11 +198,12 @@ def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path, 
                                                      "options": options})
         assert r.status_code == 422 and message in r.text, (options, r.text)
     r = client.post("/v1/jobs", headers=a, json={
-        "video": _upload(client, a, talking_clip), "audio": audio,
-        "options": {"output_profile": "match"}})
+        "video": _upload(client, a, _transcode(talking_clip, tmp_path / "mjpeg.mov",
+                                               vcodec="mjpeg", t=1.0)),
+        "audio": audio, "options": {"output_profile": "match"}})
     failed = _wait(client, a, r.json()["id"])
     assert failed["state"] == "failed" and failed["error_code"] == "unsupported_format"
-    assert "built for ProRes and DNxHR masters" in failed["error_message"]
+    assert "built for ProRes, DNxHR, H.264 and HEVC sources" in failed["error_message"]
 
 
 def test_patches_per_changed_shot_rebuild_the_match_master(
@@ -280,3 +292,28 @@ def test_a_prores_4444_master_keeps_its_alpha(tmp_path: Path, talking_clip: Path
         # ProRes codes alpha losslessly, but FFmpeg decodes 4444 at 12 bits and its
         # encoders take 10: the matte comes back within half a 10-bit step (2 in 12 bits).
         assert np.abs(a[3].astype(int) - b[3].astype(int)).max() <= 2
+
+
+@pytest.mark.parametrize(("name", "codec", "pix_fmt", "profile"), [
+    ("h264.mp4", "libx264", "yuv422p10le", "High 4:2:2"),
+    ("hevc.mov", "libx265", "yuv420p10le", "Main 10")])
+def test_long_gop_10_bit_sources_come_back_in_their_own_codec(
+        tmp_path: Path, talking_clip: Path, new_voice: Path, name: str, codec: str,
+        pix_fmt: str, profile: str) -> None:
+    clip = ffmpeg.input(str(talking_clip))
+    source = tmp_path / name
+    music = ffmpeg.input("sine=f=220:d=1", f="lavfi").audio
+    ffmpeg.output(clip.video, clip.audio, music, str(source), vcodec=codec, pix_fmt=pix_fmt,
+                  acodec="aac", t=1.0, **({"x265-params": "log-level=error"}
+                                          if codec == "libx265" else {})).run(
+        cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+    output = tmp_path / f"dubbed{source.suffix}"
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(output), "--engine", "warp",
+                         "--output-profile", "match", "--replace-audio-stream", "0")
+    assert code == 0, text
+    before, after = read_format(source), read_format(output)
+    assert (after.codec, after.profile, after.pix_fmt, after.bit_depth) == \
+        (before.codec, profile, pix_fmt, 10)
+    assert _packets(output, 1) == _packets(source, 1)  # the second stream, copied
+    assert len(_planes(output, PlaneLayout.of(pix_fmt, "bt709", False, 360))) == 25

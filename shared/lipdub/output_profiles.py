@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from pathlib import Path
 
 
 class OutputProfile(enum.StrEnum):
@@ -11,4 +12,10 @@ class OutputProfile(enum.StrEnum):
     PATCH = "patch"  # per changed shot, the face with its matte, and a timeline (OTIO, EDL)
 
 
-MASTER_SUFFIX = {"mov": ".mov", "mxf": ".mxf"}  # a master's container -> its extension
+MASTER_SUFFIXES = (".mov", ".mp4", ".m4v", ".mxf")  # containers a master is written in
+
+
+def master_suffix(source: Path) -> str | None:
+    """A master's file extension: its source's own (None: not a container for masters)."""
+    suffix = source.suffix.lower()
+    return suffix if suffix in MASTER_SUFFIXES else None

@@ -22,7 +22,7 @@ import numpy as np
 from lipdub.composite import composite, patch_pixels
 from lipdub.engines.base import MouthPatch
 from lipdub.errors import BadOptionError
-from lipdub.media.encode import DELIVERY_SUFFIXES, MASTER_SUFFIXES, DubWriter
+from lipdub.media.encode import DELIVERY_SUFFIXES, DubWriter
 from lipdub.media.formats import SourceFormat, read_format
 from lipdub.media.master import Dialogue, MasterWriter, plan_match
 from lipdub.media.patches import PatchWriter
@@ -34,7 +34,7 @@ from lipdub.media.planes import (
     read_picture,
 )
 from lipdub.media.probe import VideoInfo, probe_video
-from lipdub.output_profiles import MASTER_SUFFIX, OutputProfile
+from lipdub.output_profiles import MASTER_SUFFIXES, OutputProfile, master_suffix
 from lipdub.sync import SyncMode
 
 
@@ -130,8 +130,8 @@ class Patches(Match):
     @classmethod
     def plan(cls, source: SourceFormat, info: VideoInfo, output: Path,
              dialogue: Dialogue) -> Patches:
-        master = Match.plan(source, info, output.with_suffix(MASTER_SUFFIX.get(
-            source.container, ".mov")), dialogue)
+        master = Match.plan(source, info, output.with_suffix(
+            master_suffix(info.path) or ".mov"), dialogue)
         return cls(master.source, master.layout, master.dialogue)
 
     def composited(self, frame: Picture, patches: list[MouthPatch | None]) -> tuple:

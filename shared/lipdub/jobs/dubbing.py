@@ -34,7 +34,7 @@ from lipdub.jobs.workfiles import local_copies, work_key
 from lipdub.media.finish import finish
 from lipdub.media.formats import check_progressive, read_format
 from lipdub.media.probe import probe_audio, probe_video
-from lipdub.output_profiles import MASTER_SUFFIX, OutputProfile
+from lipdub.output_profiles import OutputProfile, master_suffix
 from lipdub.storage import tenant_key
 from lipdub.sync import SyncMode, plan_sync
 
@@ -159,7 +159,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         if _master(options):  # what the source allows, said before any work
             from lipdub.media.master import plan_match
 
-            suffix = MASTER_SUFFIX.get(source.container, ".mov")  # else refused just below
+            suffix = master_suffix(video) or ".mov"  # (an unfit source is refused here)
             plan_match(source, info, Path("render" + suffix), _dialogue(options))
             ctx.work["master_suffix"] = suffix
         ranges = None

@@ -23,7 +23,6 @@ AUDIO_RATE = 48_000
 
 
 DELIVERY_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv")
-MASTER_SUFFIXES = (".mov", ".mxf")  # a master is written in its source's container
 
 
 def check_output_writable(output: Path, suffixes: tuple[str, ...] = DELIVERY_SUFFIXES) -> None:

@@ -22,7 +22,7 @@ from lipdub.media.encode import temp_path_for
 from lipdub.media.formats import SourceFormat, UnsupportedFormatError
 from lipdub.media.planes import PlaneLayout, frame_of
 from lipdub.media.probe import VideoInfo
-from lipdub.output_profiles import MASTER_SUFFIX
+from lipdub.output_profiles import master_suffix
 
 # Decoder name -> (encoder, decoder profile name -> encoder profile). FFmpeg's prores_aw,
 # not prores_ks: on a 1080p 10-bit HQ clip here it encoded 3.6x faster (38.7 against 10.6
@@ -34,7 +34,14 @@ _ENCODERS = {
     "dnxhd": ("dnxhd", {"DNXHD": "dnxhd", "DNXHR LB": "dnxhr_lb", "DNXHR SQ": "dnxhr_sq",
                         "DNXHR HQ": "dnxhr_hq", "DNXHR HQX": "dnxhr_hqx",
                         "DNXHR 444": "dnxhr_444"}),
+    # Long-GOP sources: the encoder takes its profile from the pixel format (High 10,
+    # High 4:2:2, Main 10, ...), at a quality where a second generation does not show.
+    "h264": ("libx264", None),
+    "hevc": ("libx265", None),
 }
+_LONG_GOP_OPTIONS = {"libx264": {"crf": "10", "preset": "fast"},
+                     "libx265": {"crf": "10", "preset": "fast",
+                                 "x265-params": "log-level=error"}}
 _COLOUR = {"primaries": ("color_primaries", {"bt709": 1, "bt470bg": 5, "smpte170m": 6,
                                              "bt2020": 9}),
            "transfer": ("color_trc", {"bt709": 1, "smpte170m": 6, "bt2020-10": 14,
@@ -68,25 +75,26 @@ class Dialogue:
 def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
                dialogue: Dialogue) -> PlaneLayout:
     """What a `match` output of this source needs, refused clearly where it cannot be."""
-    if source.codec not in _ENCODERS or source.profile not in _ENCODERS[source.codec][1]:
+    profiles = _ENCODERS.get(source.codec, ("", {}))[1]
+    if source.codec not in _ENCODERS or (profiles is not None
+                                         and source.profile not in profiles):
         raise UnsupportedFormatError(
-            f"The 'match' output is built for ProRes and DNxHR masters; this source is "
-            f"{source.codec} {source.profile or ''}".rstrip() + ".",
-            "Use --output-profile delivery (H.264), or dub from a ProRes or DNxHR master.")
+            f"The 'match' output is built for ProRes, DNxHR, H.264 and HEVC sources; this "
+            f"source is {source.codec} {source.profile or ''}".rstrip() + ".",
+            "Use --output-profile delivery (H.264), or dub from such a master.")
     if info.rotation:
         raise UnsupportedFormatError("The source is rotated; a master is not.",
                                      "Use --output-profile delivery.")
-    suffix = MASTER_SUFFIX.get(source.container)
+    suffix = master_suffix(info.path)
     if suffix is None:
         raise UnsupportedFormatError(
-            f"The 'match' output writes MOV and MXF masters; this source is "
-            f"{source.container}.", "Use --output-profile delivery, or dub from a MOV or "
-            "MXF master.")
+            f"The 'match' output writes MOV, MP4 and MXF masters; this source is "
+            f"'{info.path.name}'.", "Use --output-profile delivery, or dub from a MOV, MP4 "
+            "or MXF master.")
     if output.suffix.lower() != suffix:
         raise BadOptionError(
-            f"A 'match' output of this {source.container} source must be written as "
-            f"{suffix}, not '{output.name}'.",
-            "Name the output with the source's container extension.")
+            f"A 'match' output of '{info.path.name}' must be written as {suffix}, not "
+            f"'{output.name}'.", "Name the output with the source's container extension.")
     if dialogue.replace is not None and not 0 <= dialogue.replace < len(source.audio):
         raise BadOptionError(
             f"replace_audio_stream {dialogue.replace} does not exist: the source has "
@@ -106,13 +114,16 @@ class MasterWriter:
                                .components[0].bits)
         self._drop = layout.bits - self._layout.bits
         self._tmp = temp_path_for(output)
-        self._out = av.open(str(self._tmp), mode="w", format=source.container)
+        self._out = av.open(str(self._tmp), mode="w",  # the container, by the extension
+                            format="mp4" if output.suffix.lower() in (".mp4", ".m4v")
+                            else source.container)
         self._src = av.open(str(info.path))
         encoder, profiles = _ENCODERS[source.codec]
         video = self._out.add_stream(encoder, rate=info.fps)
         video.width, video.height, video.pix_fmt = info.width, info.height, written
-        video.options = {"profile": profiles[source.profile],
-                         **({"vendor": "apl0"} if encoder == "prores_aw" else {})}
+        video.options = _LONG_GOP_OPTIONS[encoder] if profiles is None else {
+            "profile": profiles[source.profile],
+            **({"vendor": "apl0"} if encoder == "prores_aw" else {})}
         video.codec_context.time_base = Fraction(1) / info.fps
         threads(video)
         for tag, (attribute, codes) in _COLOUR.items():
