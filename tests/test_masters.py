@@ -317,3 +317,36 @@ def test_long_gop_10_bit_sources_come_back_in_their_own_codec(
         (before.codec, profile, pix_fmt, 10)
     assert _packets(output, 1) == _packets(source, 1)  # the second stream, copied
     assert len(_planes(output, PlaneLayout.of(pix_fmt, "bt709", False, 360))) == 25
+
+
+def test_the_dialogue_replaces_a_stream_by_language_and_subtitles_ride_along(
+        tmp_path: Path, talking_clip: Path, new_voice: Path) -> None:
+    master = _master(talking_clip, tmp_path / "master.mov",
+                     {"vcodec": "prores_ks", "profile:v": 1, "pix_fmt": "yuv422p10le"},
+                     "25", "10:00:00:00", seconds=1.0)
+    subtitles = tmp_path / "lines.srt"
+    subtitles.write_text("1\n00:00:00,100 --> 00:00:00,900\nBonjour.\n")
+    source = tmp_path / "with-subtitles.mov"
+    streams = ffmpeg.input(str(master))
+    ffmpeg.output(streams["v"], streams["a:0"], streams["a:1"], streams["a:2"],
+                  ffmpeg.input(str(subtitles))["s"], str(source), c="copy",
+                  **{"c:s": "mov_text", "metadata:s:s:0": "language=fra",
+                     "metadata:s:a:0": "language=eng", "metadata:s:a:2": "language=spa"}
+                  ).run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True,
+                        quiet=True)
+    output = tmp_path / "dubbed.mov"
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(output), "--engine", "warp",
+                         "--output-profile", "match", "--replace-audio-stream", "spa")
+    assert code == 0, text
+    assert _packets(output, 0) == _packets(source, 0)
+    assert _packets(output, 2) != _packets(source, 2)  # the Spanish stream replaced
+    with av.open(str(source)) as before, av.open(str(output)) as after:
+        assert [dict(s.metadata).get("language") for s in after.streams.subtitles] == ["fra"]
+        texts = [[bytes(p) for p in c.demux(c.streams.subtitles[0]) if p.size]
+                 for c in (before, after)]
+    assert texts[0] == texts[1]
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(tmp_path / "no.mov"), "--output-profile", "match",
+                         "--replace-audio-stream", "jpn")
+    assert code == 2 and "no audio stream of the source is tagged" in text, text

@@ -138,9 +138,9 @@ def dub(
              "DNxHR: codec, profile, bit depth, chroma, colour, timecode, every audio "
              "stream kept); patch: OUTPUT.otio (+ .edl) laying ProRes 4444 patches with a "
              "face matte, one per changed shot, over the source.")] = OutputProfile.DELIVERY,
-    replace_audio_stream: Annotated[int | None, typer.Option(
-        help="match: the source's audio stream (0, 1, ...) the new dialogue replaces; "
-             "default: added as a new stream.")] = None,
+    replace_audio_stream: Annotated[str | None, typer.Option(
+        help="match: the source's audio stream the new dialogue replaces, by index (0, "
+             "1, ...) or language tag (eng); default: added as a new stream.")] = None,
     dialogue_language: Annotated[str | None, typer.Option(
         help="match: the language tag of the added dialogue stream (e.g. fra).")] = None,
 ) -> None:

@@ -149,9 +149,10 @@ class JobOptions(BaseModel):
         OutputProfile.DELIVERY, description="delivery: H.264/AAC (output_format); match: a "
         "master in the source's own format (ProRes, DNxHR in MOV or MXF: codec, profile, "
         "bit depth, chroma, colour tags, timecode, every other audio stream copied)")
-    replace_audio_stream: int | None = Field(
-        None, ge=0, le=63, description="match: the source's audio stream (0, 1, ...) the "
-        "new dialogue replaces; default: added as a new stream")
+    replace_audio_stream: Annotated[int, Field(ge=0, le=63)] | Annotated[
+        str, Field(pattern=r"^[a-z]{3}$")] | None = Field(
+        None, description="match: the source's audio stream the new dialogue replaces, by "
+        "index (0, 1, ...) or language tag (eng); default: added as a new stream")
     dialogue_language: str | None = Field(
         None, pattern=r"^[a-z]{3}$", description="match: the added dialogue stream's "
         "language (ISO 639-2, e.g. fra)")

@@ -66,10 +66,33 @@ def threads(stream: av.VideoStream) -> None:
 @dataclass(frozen=True)
 class Dialogue:
     """Where the new dialogue goes: over audio stream `replace` (an index among the
-    source's audio streams), or added as a new stream tagged `language`."""
+    source's audio streams, or the first with that language tag), or added as a new
+    stream tagged `language`."""
 
-    replace: int | None = None
+    replace: int | str | None = None
     language: str | None = None
+
+    def stream(self, source: SourceFormat) -> int | None:
+        """The index of the audio stream replaced (None: the dialogue is added)."""
+        if self.replace is None:
+            return None
+        if isinstance(self.replace, str) and not self.replace.isdigit():
+            tagged = [a.index for a in source.audio if a.language == self.replace]
+            if not tagged:
+                found = ", ".join(f"{a.index}: {a.language or 'untagged'}"
+                                  for a in source.audio) or "none"
+                raise BadOptionError(
+                    f"replace_audio_stream '{self.replace}': no audio stream of the source "
+                    f"is tagged with that language (streams {found}).",
+                    "Name a stream by its index or by a language it is tagged with.")
+            return tagged[0]
+        index = int(self.replace)
+        if not 0 <= index < len(source.audio):
+            raise BadOptionError(
+                f"replace_audio_stream {index} does not exist: the source has "
+                f"{len(source.audio)} audio streams (0-{len(source.audio) - 1}).",
+                "Name one of them, or add the dialogue as a new stream.")
+        return index
 
 
 def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
@@ -95,11 +118,7 @@ def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
         raise BadOptionError(
             f"A 'match' output of '{info.path.name}' must be written as {suffix}, not "
             f"'{output.name}'.", "Name the output with the source's container extension.")
-    if dialogue.replace is not None and not 0 <= dialogue.replace < len(source.audio):
-        raise BadOptionError(
-            f"replace_audio_stream {dialogue.replace} does not exist: the source has "
-            f"{len(source.audio)} audio streams (0-{len(source.audio) - 1}).",
-            "Name one of them, or add the dialogue as a new stream.")
+    dialogue.stream(source)  # names a stream that exists
     return PlaneLayout.of(source.pix_fmt, source.colour.get("matrix"),
                           source.colour.get("range") == "full", info.height)
 
@@ -136,9 +155,10 @@ class MasterWriter:
             video.metadata["reel_name"] = source.reel
         self._video = video
         self._copied: dict[int, av.stream.Stream] = {}
+        replaced = dialogue.stream(source)
         self._new = None
         for index, stream in enumerate(self._src.streams.audio):
-            if index == dialogue.replace:
+            if index == replaced:
                 self._new = self._dialogue_stream(stream.codec_context.name,
                                                   stream.codec_context.sample_rate,
                                                   stream.codec_context.layout.name,
@@ -147,7 +167,13 @@ class MasterWriter:
                 copy = self._out.add_stream_from_template(stream)
                 copy.metadata.update(dict(stream.metadata))
                 self._copied[stream.index] = copy
-        if dialogue.replace is None and sound is not None:
+        # Subtitle tracks ride along as they are; a timecode track is written afresh from
+        # the timecode (copying the source's too would give the file two).
+        for stream in self._src.streams.subtitles:
+            copy = self._out.add_stream_from_template(stream)
+            copy.metadata.update(dict(stream.metadata))
+            self._copied[stream.index] = copy
+        if replaced is None and sound is not None:
             self._new = self._dialogue_stream("pcm_s24le", 48_000, "stereo",
                                               dialogue.language)
         self._packets = self._src.demux(*[self._src.streams[i] for i in self._copied]) \
