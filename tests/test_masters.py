@@ -173,7 +173,8 @@ def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path, 
                      "25", "10:00:00:00", seconds=1.0)
     video, audio = _upload(client, a, source), _upload(client, a, new_voice)
     r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio, "options": {
-        "engine": "warp", "output_profile": "match", "replace_audio_stream": 0}})
+        "engine": "warp", "output_profile": "match", "replace_audio_stream": "eng",
+        "review_copy": True}})
     assert r.status_code == 201, r.text
     done = _wait(client, a, r.json()["id"])
     assert done["state"] == "succeeded", done
@@ -185,7 +186,13 @@ def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path, 
     assert (after.codec, after.profile, after.bit_depth, after.chroma, after.timecode) == \
         (before.codec, before.profile, 10, "4:2:2", "10:00:00:00")
     assert _packets(output, 1) == _packets(source, 1) and len(after.audio) == 3
+    assert _packets(output, 0) != _packets(source, 0)  # "eng": the first stream
     assert not any("does not keep" in w for w in done["timings"]["warnings"])
+    assert done["review_copy"] is True
+    review = client.get(f"/v1/jobs/{done['id']}/result?copy=review", headers=a)
+    assert review.status_code == 200 and review.headers["content-type"] == "video/mp4"
+    (tmp_path / "review.mp4").write_bytes(review.content)
+    assert read_format(tmp_path / "review.mp4").codec == "h264"
     for options, message in (({"replace_audio_stream": 0}, "are for output_profile match"),
                              ({"output_profile": "match", "normalise_loudness": True},
                               "does not take"),
@@ -193,7 +200,10 @@ def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path, 
                               "leave output_format out"),
                              ({"output_profile": "match", "sync_mode": "loop"},
                               "keeps the source's frames"),
-                             ({"output_profile": "patch"}, "made by the command line")):
+                             ({"output_profile": "patch"}, "made by the command line"),
+                             ({"review_copy": True}, "are for output_profile match"),
+                             ({"output_profile": "match", "replace_audio_stream": "e1"},
+                              "replace_audio_stream")):
         r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio,
                                                      "options": options})
         assert r.status_code == 422 and message in r.text, (options, r.text)
@@ -350,3 +360,28 @@ def test_the_dialogue_replaces_a_stream_by_language_and_subtitles_ride_along(
                          "--output", str(tmp_path / "no.mov"), "--output-profile", "match",
                          "--replace-audio-stream", "jpn")
     assert code == 2 and "no audio stream of the source is tagged" in text, text
+
+
+def test_a_review_copy_is_made_from_the_master(tmp_path: Path, talking_clip: Path,
+                                               new_voice: Path) -> None:
+    source = _master(talking_clip, tmp_path / "master.mov",
+                     {"vcodec": "prores_ks", "profile:v": 1, "pix_fmt": "yuv422p10le"},
+                     "25", "10:00:00:00", seconds=1.0)
+    output, review = tmp_path / "dubbed.mov", tmp_path / "review.mp4"
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(output), "--engine", "warp", "--output-profile",
+                         "match", "--dialogue-language", "fra", "--review-copy", str(review))
+    assert code == 0, text
+    copy = read_format(review)
+    assert (copy.codec, copy.bit_depth, copy.chroma, len(copy.audio)) == \
+        ("h264", 8, "4:2:0", 1)
+    layout = PlaneLayout.of("yuv422p10le", "bt709", False, 360)
+    master = [p[0] >> 2 for p in _planes(output, layout)]  # 10-bit luma as 8-bit
+    with av.open(str(review)) as container:
+        luma = [f.to_ndarray()[:360] for f in container.decode(video=0)]
+    assert len(luma) == len(master)
+    assert min(_psnr(a, b, 255.0) for a, b in zip(master, luma, strict=True)) > 35  # 43.1
+    code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
+                         "--output", str(tmp_path / "x.mp4"), "--review-copy",
+                         str(tmp_path / "r.mp4"))
+    assert code == 2 and "made from a 'match' master" in text

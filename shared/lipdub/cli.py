@@ -143,6 +143,9 @@ def dub(
              "1, ...) or language tag (eng); default: added as a new stream.")] = None,
     dialogue_language: Annotated[str | None, typer.Option(
         help="match: the language tag of the added dialogue stream (e.g. fra).")] = None,
+    review_copy: Annotated[Path | None, typer.Option(
+        help="match: also write this H.264/AAC MP4 review copy, made from the master.",
+    )] = None,
 ) -> None:
     """Re-sync the lips in VIDEO to AUDIO (or each character's face to their own line,
     with --cast) and write OUTPUT."""
@@ -176,9 +179,20 @@ def dub(
         check_dub_files(video, audio, output,  # before any model loads
                         [r.audio for r in ranges or [] if r.audio],
                         out_plan.suffixes if out_plan else DELIVERY_SUFFIXES)
+        if review_copy is not None and output_profile is not OutputProfile.MATCH:
+            from lipdub.errors import BadOptionError
+
+            raise BadOptionError("--review-copy is made from a 'match' master.",
+                                 "Add --output-profile match, or leave it out.")
         restorer = _restorer(identity, restore, video, face, device)
         run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
                 preview, restorer, cpu_runtime, ranges, out_plan)
+        if review_copy is not None:
+            from lipdub.media.finish import review_copy as make_review_copy
+
+            make_review_copy(output, out_plan.dialogue.index_in_master(out_plan.source),
+                             review_copy)
+            out.print(f"review copy (H.264, from the master): {review_copy}")
     except LipDubError as error:
         _fail(error)
 

@@ -153,6 +153,8 @@ class JobOptions(BaseModel):
         str, Field(pattern=r"^[a-z]{3}$")] | None = Field(
         None, description="match: the source's audio stream the new dialogue replaces, by "
         "index (0, 1, ...) or language tag (eng); default: added as a new stream")
+    review_copy: bool = Field(False, description="match: also make an H.264/AAC MP4 "
+                              "review copy from the master (GET .../result?copy=review)")
     dialogue_language: str | None = Field(
         None, pattern=r"^[a-z]{3}$", description="match: the added dialogue stream's "
         "language (ISO 639-2, e.g. fra)")
@@ -186,9 +188,10 @@ class JobOptions(BaseModel):
                              "made by the command line for now; jobs deliver delivery or "
                              "match")
         if self.output_profile is not OutputProfile.MATCH:
-            if self.replace_audio_stream is not None or self.dialogue_language:
-                raise ValueError("replace_audio_stream and dialogue_language are for "
-                                 "output_profile match")
+            if (self.replace_audio_stream is not None or self.dialogue_language
+                    or self.review_copy):
+                raise ValueError("replace_audio_stream, dialogue_language and review_copy "
+                                 "are for output_profile match")
             return
         if self.identity or self.restore != "none" or self.normalise_loudness:
             raise ValueError("output_profile match does not take identity, restore or "
@@ -271,6 +274,8 @@ class JobOut(BaseModel):
     cast: list[dict] | None = Field(None, description="A cast's job: per shot, each person "
                                     "on screen, the character they were cast as (or none), "
                                     "the confidence and whether it was found or given")
+    review_copy: bool = Field(False, description="A review copy of the master is ready "
+                              "(GET /v1/jobs/{id}/result?copy=review)")
     source_format: dict | None = Field(None, description="The source video as the probe "
                                        "stage read it: codec, profile, bit depth, chroma, "
                                        "colour tags, scan, timecode, reel, audio streams")
@@ -287,6 +292,7 @@ class JobOut(BaseModel):
                    stages_done=(job.work or {}).get("done", []),
                    cast=(job.work or {}).get("cast_report"),
                    source_format=(job.work or {}).get("source_format"),
+                   review_copy="review" in (job.work or {}),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,

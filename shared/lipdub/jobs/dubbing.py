@@ -319,6 +319,15 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         if "master_suffix" in ctx.work:  # a master is the render itself, every stream kept
             output = ctx.local(ctx.work["render"])
             container = ctx.work["master_suffix"][1:]
+            if options.get("review_copy"):
+                from lipdub.media.finish import review_copy
+
+                review = ctx.folder / "review.mp4"
+                source = read_format(ctx.local(ctx.work["video"]))
+                review_copy(output, _dialogue(options).index_in_master(source), review)
+                key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, "review.mp4")
+                ctx.store.put_file(key, review)
+                ctx.work["review"] = key
         else:
             output = ctx.folder / f"result.{container}"
             finish(ctx.local(ctx.work["render"]), output, container,

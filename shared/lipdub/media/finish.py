@@ -86,3 +86,21 @@ def write_flac(sound, output: Path) -> None:  # noqa: ANN001 - an ffmpeg-python 
         raise _failed(exc) from exc
     finally:
         partial.unlink(missing_ok=True)
+
+
+def review_copy(master: Path, dialogue_stream: int, output: Path) -> None:
+    """The delivery's H.264/AAC MP4 made from a rendered master, not from a second dub:
+    its picture, with its new dialogue stream. Written atomically."""
+    partial = output.with_name(f".{output.name}.partial")
+    source = ffmpeg.input(str(master))
+    job = ffmpeg.output(source.video, source[f"a:{dialogue_stream}"], str(partial),
+                        vcodec="libx264", crf=18, preset="veryfast", pix_fmt="yuv420p",
+                        acodec="aac", audio_bitrate="192k", ar=48_000, ac=2, f="mp4",
+                        movflags="+faststart")
+    try:
+        job.run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+        partial.replace(output)
+    except ffmpeg.Error as exc:
+        raise _failed(exc) from exc
+    finally:
+        partial.unlink(missing_ok=True)

@@ -72,6 +72,11 @@ class Dialogue:
     replace: int | str | None = None
     language: str | None = None
 
+    def index_in_master(self, source: SourceFormat) -> int:
+        """Where the new dialogue sits among the master's audio streams."""
+        replaced = self.stream(source)
+        return len(source.audio) if replaced is None else replaced
+
     def stream(self, source: SourceFormat) -> int | None:
         """The index of the audio stream replaced (None: the dialogue is added)."""
         if self.replace is None:

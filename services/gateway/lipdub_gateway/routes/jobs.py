@@ -1,6 +1,6 @@
 """Jobs: submit, read, list, cancel, fetch the result, and the webhook delivery log."""
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
@@ -64,16 +64,23 @@ def cancel(job: OwnedJob, session: Db, state: State) -> JobOut:
     200: {"description": "The result file (local store)",
           "content": {t: {} for t in MEDIA_TYPES.values()}},
     307: {"description": "Redirect to a presigned URL (S3)"}})
-def result(job: OwnedJob, state: State) -> Response:
+def result(job: OwnedJob, state: State,
+           copy: Literal["result", "review"] = "result") -> Response:
+    """The result; `copy=review`: a master's H.264 review copy, when the job made one."""
     if job.state is not JobState.SUCCEEDED or not job.result_key:
         raise Problem(409, "No result yet", f"Job '{job.id}' is {job.state}.", "no_result")
+    key = job.result_key if copy == "result" else (job.work or {}).get("review")
+    if key is None:
+        raise Problem(404, "No review copy", f"Job '{job.id}' made no review copy (ask "
+                      "for one with options.review_copy).", "no_review_copy")
     store = state.context.store
     if isinstance(store, LocalStore):
-        extension = job.result_key.rsplit(".", 1)[-1]
-        return FileResponse(store.local_path(job.result_key),
+        extension = key.rsplit(".", 1)[-1]
+        return FileResponse(store.local_path(key),
                             media_type=MEDIA_TYPES.get(extension, "application/octet-stream"),
-                            filename=f"{job.id}.{extension}")
-    return RedirectResponse(store.url(job.result_key), status_code=307)
+                            filename=f"{job.id}{'-review' if copy == 'review' else ''}"
+                                     f".{extension}")
+    return RedirectResponse(store.url(key), status_code=307)
 
 
 @router.get("/{job_id}/webhooks", responses=problem_responses(404))
