@@ -21,7 +21,7 @@ from tests.test_platform_api import _upload, _wait, platform  # noqa: F401 - a f
 
 
 def _master(source: Path, output: Path, video: dict, rate: str, timecode: str,
-            seconds: float = 4.0) -> Path:
+            seconds: float = 4.0, reel: str | None = None) -> Path:
     """`source`'s picture and sound as a master: the dialogue (its own sound, stereo),
     an M&E stream and a 5.1 mix, tagged BT.709."""
     clip = ffmpeg.input(str(source))
@@ -35,7 +35,8 @@ def _master(source: Path, output: Path, video: dict, rate: str, timecode: str,
     dialogue = clip.audio.filter("aformat", channel_layouts="stereo")
     ffmpeg.output(picture, dialogue, music, mix, str(output), acodec="pcm_s24le",
                   ar=48_000, timecode=timecode, t=seconds, **video,
-                  **{"metadata:s:a:0": "language=eng", "metadata:s:a:2": "language=eng"}).run(
+                  **{"metadata:s:a:0": "language=eng", "metadata:s:a:2": "language=eng"},
+                  **({"metadata:s:v:0": f"reel_name={reel}"} if reel else {})).run(
         cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
     return output
 
@@ -95,7 +96,7 @@ def test_a_prores_master_comes_back_as_the_same_master(
         tmp_path: Path, talking_clip: Path, new_voice: Path) -> None:
     source = _master(talking_clip, tmp_path / "master.mov",
                      {"vcodec": "prores_ks", "profile:v": 3, "pix_fmt": "yuv422p10le"},
-                     "24000/1001", "01:00:00:00")
+                     "24000/1001", "01:00:00:00", reel="A001C003")
     output = tmp_path / "dubbed.mov"
     code, text = run_cli("dub", "--video", str(source), "--audio", str(new_voice),
                          "--output", str(output), "--engine", "warp",
@@ -104,10 +105,10 @@ def test_a_prores_master_comes_back_as_the_same_master(
     assert "does not keep" not in text
     before, after = read_format(source), read_format(output)
     for kept in ("container", "codec", "profile", "pix_fmt", "bit_depth", "chroma", "rate",
-                 "colour", "timecode", "width", "height"):
+                 "colour", "timecode", "reel", "width", "height"):
         assert getattr(after, kept) == getattr(before, kept), kept
-    assert (after.profile, after.bit_depth, after.chroma, after.rate, after.timecode) == \
-        ("HQ", 10, "4:2:2", "24000/1001", "01:00:00:00")
+    assert (after.profile, after.bit_depth, after.chroma, after.rate, after.timecode,
+            after.reel) == ("HQ", 10, "4:2:2", "24000/1001", "01:00:00:00", "A001C003")
     assert [(a.layout, a.language) for a in after.audio] == \
         [(a.layout, a.language) for a in before.audio]
     for index in (1, 2):  # M&E and the 5.1 mix: packet for packet
