@@ -3,6 +3,8 @@ timecode, colour tags, bit depth and every other audio stream kept. Masters made
 
 from __future__ import annotations
 
+import io
+import zipfile
 from pathlib import Path
 
 import av
@@ -201,13 +203,27 @@ def test_a_job_delivers_a_master(platform, talking_clip: Path, new_voice: Path, 
                               "leave output_format out"),
                              ({"output_profile": "match", "sync_mode": "loop"},
                               "keeps the source's frames"),
-                             ({"output_profile": "patch"}, "made by the command line"),
-                             ({"review_copy": True}, "are for output_profile match"),
+                             ({"output_profile": "patch", "review_copy": True},
+                              "review_copy is made from a master"),
+                             ({"review_copy": True}, "review_copy is made from a master"),
                              ({"output_profile": "match", "replace_audio_stream": "e1"},
                               "replace_audio_stream")):
         r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio,
                                                      "options": options})
         assert r.status_code == 422 and message in r.text, (options, r.text)
+    # The patches: a zip of the timeline, its EDL and the patch clips.
+    r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio, "options": {
+        "engine": "warp", "output_profile": "patch", "ranges": ["0.2-0.8"]}})
+    done = _wait(client, a, r.json()["id"])
+    assert done["state"] == "succeeded", done
+    result = client.get(f"/v1/jobs/{done['id']}/result", headers=a)
+    assert result.headers["content-type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(result.content)) as archive:
+        names = sorted(n for n in archive.namelist() if not n.endswith("/"))
+        timeline = otio.adapters.read_from_string(archive.read("edit.otio").decode())
+    assert names[:2] == ["edit.edl", "edit.otio"] and len(names) == 3
+    assert [c.media_reference.target_url for c in timeline.tracks[1].find_clips()] == \
+        [names[2]]
     r = client.post("/v1/jobs", headers=a, json={
         "video": _upload(client, a, _transcode(talking_clip, tmp_path / "mjpeg.mov",
                                                vcodec="mjpeg", t=1.0)),

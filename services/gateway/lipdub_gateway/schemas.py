@@ -182,26 +182,24 @@ class JobOptions(BaseModel):
         return self
 
     def check_master(self) -> None:
-        """What a `match` master cannot do (yet), and what only it can."""
-        if self.output_profile is OutputProfile.PATCH:
-            raise ValueError("output_profile patch (a timeline and a folder of patches) is "
-                             "made by the command line for now; jobs deliver delivery or "
-                             "match")
-        if self.output_profile is not OutputProfile.MATCH:
-            if (self.replace_audio_stream is not None or self.dialogue_language
-                    or self.review_copy):
-                raise ValueError("replace_audio_stream, dialogue_language and review_copy "
-                                 "are for output_profile match")
+        """What a master (match, or its patches) cannot do (yet), and what only it can."""
+        if self.review_copy and self.output_profile is not OutputProfile.MATCH:
+            raise ValueError("review_copy is made from a master: output_profile match")
+        if self.output_profile is OutputProfile.DELIVERY:
+            if self.replace_audio_stream is not None or self.dialogue_language:
+                raise ValueError("replace_audio_stream and dialogue_language are for "
+                                 "output_profile match")
             return
+        profile = self.output_profile.value
         if self.identity or self.restore != "none" or self.normalise_loudness:
-            raise ValueError("output_profile match does not take identity, restore or "
+            raise ValueError(f"output_profile {profile} does not take identity, restore or "
                              "normalise_loudness (a master's sound is copied as it is)")
         if self.sync_mode in (SyncMode.LOOP, SyncMode.BOUNCE):
-            raise ValueError("output_profile match keeps the source's frames: sync_mode "
-                             "loop and bounce repeat them")
+            raise ValueError(f"output_profile {profile} keeps the source's frames: "
+                             "sync_mode loop and bounce repeat them")
         if "output_format" in self.model_fields_set:
-            raise ValueError("output_profile match writes the source's container: leave "
-                             "output_format out")
+            raise ValueError(f"output_profile {profile} writes the source's container: "
+                             "leave output_format out")
 
     def range_specs(self) -> list[str | dict]:
         """The ranges as the core reads them."""

@@ -65,7 +65,12 @@ def _sync(options: dict) -> SyncMode:
 
 
 def _master(options: dict) -> bool:
-    return options.get("output_profile") == OutputProfile.MATCH
+    """A master (match) or a master's patches (patch): the source's own format."""
+    return options.get("output_profile") in (OutputProfile.MATCH, OutputProfile.PATCH)
+
+
+def _patches(options: dict) -> bool:
+    return options.get("output_profile") == OutputProfile.PATCH
 
 
 def _dialogue(options: dict):  # noqa: ANN202 - media.master.Dialogue
@@ -161,7 +166,8 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
 
             suffix = master_suffix(video) or ".mov"  # (an unfit source is refused here)
             plan_match(source, info, Path("render" + suffix), _dialogue(options))
-            ctx.work["master_suffix"] = suffix
+            # The result: the master itself, or the patches' timeline and files, zipped.
+            ctx.work["result_suffix"] = ".zip" if _patches(options) else suffix
         ranges = None
         if options.get("ranges"):  # wrong ranges fail now, not after the analysis
             from lipdub.ranges import check_characters, parse_ranges
@@ -230,10 +236,10 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         warnings = list(ctx.work.get("warnings", []))
         out = None
         if _master(options):
-            from lipdub.outputs import Match
+            from lipdub.outputs import Match, Patches
 
-            out = Match.plan(read_format(video), probe_video(video), output,
-                             _dialogue(options))
+            out = (Patches if _patches(options) else Match).plan(
+                read_format(video), probe_video(video), output, _dialogue(options))
         if _cast(ctx.job):
             engines = _engines(settings, engine_of(ctx), len(options["cast"]))
             with ExitStack() as stack:
@@ -296,8 +302,13 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
     def lip_sync(ctx: WorkContext) -> None:
         from lipdub.segments import join_segments
 
-        output = ctx.folder / ("render" + ctx.work.get("master_suffix", ".mp4"))
-        if ctx.parts is None:
+        output = ctx.folder / ("render" + ctx.work.get("result_suffix", ".mp4"))
+        if _patches(ctx.job.options):  # a timeline, its EDL and a folder: one zip
+            edit = ctx.folder / "edit" / "edit.otio"
+            edit.parent.mkdir(exist_ok=True)
+            timings = _timings(render(ctx, edit))
+            shutil.make_archive(str(output.with_suffix("")), "zip", edit.parent)
+        elif ctx.parts is None:
             timings = _timings(render(ctx, output))
         else:  # every segment done: join them, the new audio muxed once
             started = time.perf_counter()
@@ -316,9 +327,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         container = options.get("output_format", "mp4")
         ctx.progress.start("encode", 1)
         started = time.perf_counter()
-        if "master_suffix" in ctx.work:  # a master is the render itself, every stream kept
+        if "result_suffix" in ctx.work:  # a master is the render itself, every stream kept
             output = ctx.local(ctx.work["render"])
-            container = ctx.work["master_suffix"][1:]
+            container = ctx.work["result_suffix"][1:]
             if options.get("review_copy"):
                 from lipdub.media.finish import review_copy
 

@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
                    responses=problem_responses(400, 401, 413, 422, 503))
 
 MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
-               "mxf": "application/mxf"}
+               "mxf": "application/mxf", "zip": "application/zip"}
 
 
 @router.post("", status_code=201, responses={
