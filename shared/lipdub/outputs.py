@@ -24,7 +24,7 @@ from lipdub.engines.base import MouthPatch
 from lipdub.errors import BadOptionError
 from lipdub.media.encode import DELIVERY_SUFFIXES, DubWriter
 from lipdub.media.formats import SourceFormat, read_format
-from lipdub.media.master import Dialogue, MasterWriter, plan_match
+from lipdub.media.master import Dialogue, MasterWriter, check_master_output, plan_match
 from lipdub.media.patches import PatchWriter
 from lipdub.media.planes import (
     Picture,
@@ -34,7 +34,7 @@ from lipdub.media.planes import (
     read_picture,
 )
 from lipdub.media.probe import VideoInfo, probe_video
-from lipdub.output_profiles import MASTER_SUFFIXES, OutputProfile, master_suffix
+from lipdub.output_profiles import MASTER_SUFFIXES, OutputProfile
 from lipdub.sync import SyncMode
 
 
@@ -97,7 +97,9 @@ class Match:
     @classmethod
     def plan(cls, source: SourceFormat, info: VideoInfo, output: Path,
              dialogue: Dialogue) -> Match:
-        return cls(source, plan_match(source, info, output, dialogue), dialogue)
+        layout = plan_match(source, info, dialogue)
+        check_master_output(info, output)
+        return cls(source, layout, dialogue)
 
     @property
     def convert(self) -> Callable[[av.VideoFrame], Picture]:
@@ -130,9 +132,7 @@ class Patches(Match):
     @classmethod
     def plan(cls, source: SourceFormat, info: VideoInfo, output: Path,
              dialogue: Dialogue) -> Patches:
-        master = Match.plan(source, info, output.with_suffix(
-            master_suffix(info.path) or ".mov"), dialogue)
-        return cls(master.source, master.layout, master.dialogue)
+        return cls(source, plan_match(source, info, dialogue), dialogue)
 
     def composited(self, frame: Picture, patches: list[MouthPatch | None]) -> tuple:
         """(the frame as 4:4:4 planes with each face's own samples under its matte, the

@@ -235,10 +235,7 @@ def _analyse(
     def look(i: int, rgb: np.ndarray, box: np.ndarray | None) -> None:
         if cache is not None:
             cache.put(i, rgb)
-        if box is not None and i % STUDY_EVERY == 0:
-            padded = crop_box(box, rgb.shape[:2])
-            if padded is not None:
-                engine.study(i, rgb, padded)
+        _study(engine, i, rgb, box)
         progress.advance("faces")
 
     with pipeline_threads(), clock.time("faces", frames=info.frame_count):
@@ -254,15 +251,19 @@ def study_faces(info: VideoInfo, engines: list[LipSyncEngine],
     after a whole pass: a cast's)."""
     with pipeline_threads(), closing(iter_frames(info)) as frames:
         for i, rgb in enumerate(frames):
-            if i % STUDY_EVERY:
-                continue
             for engine, track in zip(engines, tracks, strict=True):
                 if i < track.frame_count and not np.isnan(track.boxes[i, 0]):
-                    padded = crop_box(track.boxes[i], rgb.shape[:2])
-                    if padded is not None:
-                        engine.study(i, rgb, padded)
+                    _study(engine, i, rgb, track.boxes[i])
     return [Analysis(track, engine.study_state())
             for engine, track in zip(engines, tracks, strict=True)]
+
+
+def _study(engine: LipSyncEngine, i: int, rgb: np.ndarray, box: np.ndarray | None) -> None:
+    """The engine looks at every STUDY_EVERY-th frame's face (its padded crop)."""
+    if box is not None and i % STUDY_EVERY == 0:
+        padded = crop_box(box, rgb.shape[:2])
+        if padded is not None:
+            engine.study(i, rgb, padded)
 
 
 def _output_frames(plan: SyncPlan, span: Span | None) -> range:

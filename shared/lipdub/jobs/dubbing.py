@@ -164,10 +164,9 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         if _master(options):  # what the source allows, said before any work
             from lipdub.media.master import plan_match
 
-            suffix = master_suffix(video) or ".mov"  # (an unfit source is refused here)
-            plan_match(source, info, Path("render" + suffix), _dialogue(options))
+            plan_match(source, info, _dialogue(options))
             # The result: the master itself, or the patches' timeline and files, zipped.
-            ctx.work["result_suffix"] = ".zip" if _patches(options) else suffix
+            ctx.work["result_suffix"] = ".zip" if _patches(options) else master_suffix(video)
         ranges = None
         if options.get("ranges"):  # wrong ranges fail now, not after the analysis
             from lipdub.ranges import check_characters, parse_ranges

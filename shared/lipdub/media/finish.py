@@ -5,6 +5,7 @@ loudness-normalised (EBU R128), into the delivery container. Written atomically.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import ffmpeg
@@ -26,7 +27,6 @@ def finish(source: Path, output: Path, container: str = "mp4",
     if container not in CONTAINERS:
         raise FinishError(f"Output format '{container}' is not supported.",
                           f"Use one of: {', '.join(CONTAINERS)}.")
-    partial = output.with_name(f".{output.name}.partial")
     stream = ffmpeg.input(str(source))
     audio = stream.audio
     if normalise_loudness:  # two passes: measure, then one linear gain (no pumping)
@@ -34,10 +34,18 @@ def finish(source: Path, output: Path, container: str = "mp4",
     audio_codec = {"acodec": "aac", "audio_bitrate": "192k", "ar": 48_000} \
         if normalise_loudness else {"acodec": "copy"}
     extra = {"movflags": "+faststart"} if container in ("mp4", "mov") else {}
-    job = ffmpeg.output(stream.video, audio, str(partial), vcodec="copy",
-                        f=CONTAINERS[container], **audio_codec, **extra)
+    _run_to(output, lambda partial: ffmpeg.output(
+        stream.video, audio, str(partial), vcodec="copy", f=CONTAINERS[container],
+        **audio_codec, **extra))
+
+
+def _run_to(output: Path, job: Callable[[Path], ffmpeg.nodes.OutputStream]) -> None:
+    """Run the FFmpeg job `job(partial)` writing a partial file, moved into place only
+    on success: a reader never finds half a file."""
+    partial = output.with_name(f".{output.name}.partial")
     try:
-        job.run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
+        job(partial).run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True,
+                         quiet=True)
         partial.replace(output)
     except ffmpeg.Error as exc:
         raise _failed(exc) from exc
@@ -77,30 +85,15 @@ def mix_lines(lines: list[Path], output: Path) -> None:
 def write_flac(sound, output: Path) -> None:  # noqa: ANN001 - an ffmpeg-python stream
     """An FFmpeg sound graph written to `output` atomically, as FLAC (lossless: the
     dub's own encode stays the one lossy step)."""
-    partial = output.with_name(f".{output.name}.partial")
-    try:
-        ffmpeg.output(sound, str(partial), acodec="flac", f="flac").run(
-            cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
-        partial.replace(output)
-    except ffmpeg.Error as exc:
-        raise _failed(exc) from exc
-    finally:
-        partial.unlink(missing_ok=True)
+    _run_to(output, lambda partial: ffmpeg.output(sound, str(partial), acodec="flac",
+                                                  f="flac"))
 
 
 def review_copy(master: Path, dialogue_stream: int, output: Path) -> None:
     """The delivery's H.264/AAC MP4 made from a rendered master, not from a second dub:
     its picture, with its new dialogue stream. Written atomically."""
-    partial = output.with_name(f".{output.name}.partial")
     source = ffmpeg.input(str(master))
-    job = ffmpeg.output(source.video, source[f"a:{dialogue_stream}"], str(partial),
-                        vcodec="libx264", crf=18, preset="veryfast", pix_fmt="yuv420p",
-                        acodec="aac", audio_bitrate="192k", ar=48_000, ac=2, f="mp4",
-                        movflags="+faststart")
-    try:
-        job.run(cmd=imageio_ffmpeg.get_ffmpeg_exe(), overwrite_output=True, quiet=True)
-        partial.replace(output)
-    except ffmpeg.Error as exc:
-        raise _failed(exc) from exc
-    finally:
-        partial.unlink(missing_ok=True)
+    _run_to(output, lambda partial: ffmpeg.output(
+        source.video, source[f"a:{dialogue_stream}"], str(partial), vcodec="libx264",
+        crf=18, preset="veryfast", pix_fmt="yuv420p", acodec="aac", audio_bitrate="192k",
+        ar=48_000, ac=2, f="mp4", movflags="+faststart"))

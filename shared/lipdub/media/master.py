@@ -100,9 +100,8 @@ class Dialogue:
         return index
 
 
-def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
-               dialogue: Dialogue) -> PlaneLayout:
-    """What a `match` output of this source needs, refused clearly where it cannot be."""
+def plan_match(source: SourceFormat, info: VideoInfo, dialogue: Dialogue) -> PlaneLayout:
+    """What a master of this source needs, refused clearly where it cannot be."""
     profiles = _ENCODERS.get(source.codec, ("", {}))[1]
     if source.codec not in _ENCODERS or (profiles is not None
                                          and source.profile not in profiles):
@@ -119,13 +118,18 @@ def plan_match(source: SourceFormat, info: VideoInfo, output: Path,
             f"The 'match' output writes MOV, MP4 and MXF masters; this source is "
             f"'{info.path.name}'.", "Use --output-profile delivery, or dub from a MOV, MP4 "
             "or MXF master.")
+    dialogue.stream(source)  # names a stream that exists
+    return PlaneLayout.of(source.pix_fmt, source.colour.get("matrix"),
+                          source.colour.get("range") == "full", info.height)
+
+
+def check_master_output(info: VideoInfo, output: Path) -> None:
+    """A master is written in its source's container, under its extension."""
+    suffix = master_suffix(info.path)
     if output.suffix.lower() != suffix:
         raise BadOptionError(
             f"A 'match' output of '{info.path.name}' must be written as {suffix}, not "
             f"'{output.name}'.", "Name the output with the source's container extension.")
-    dialogue.stream(source)  # names a stream that exists
-    return PlaneLayout.of(source.pix_fmt, source.colour.get("matrix"),
-                          source.colour.get("range") == "full", info.height)
 
 
 class MasterWriter:

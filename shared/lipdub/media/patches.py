@@ -7,7 +7,7 @@ The patch files go in a folder beside the timeline; all of it appears at once on
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,7 +17,7 @@ import opentimelineio as otio
 
 from lipdub.media.formats import SourceFormat
 from lipdub.media.master import threads
-from lipdub.media.planes import PlaneLayout
+from lipdub.media.planes import PlaneLayout, frame_of
 from lipdub.media.probe import VideoInfo
 
 PATCH_PIX_FMT = "yuva444p10le"  # ProRes 4444: full chroma and a 10-bit matte
@@ -45,6 +45,8 @@ class PatchWriter:
                  layout: PlaneLayout, shots: np.ndarray) -> None:
         self.timeline, self._source, self._info = timeline, source, info
         self._layout, self._shots = layout, shots
+        self._patch_layout = replace(layout, pix_fmt=PATCH_PIX_FMT, bits=10, shift_x=0,
+                                     shift_y=0)
         self._rate = float(info.fps)
         self._drop_frame = ";" in (source.timecode or "")
         self._start = otio.opentime.from_timecode(source.timecode, self._rate) \
@@ -102,12 +104,7 @@ class PatchWriter:
 
     def _encode(self, planes: np.ndarray) -> None:
         container, stream, patch = self._open
-        frame = av.VideoFrame(self._info.width, self._info.height, PATCH_PIX_FMT)
-        for plane, pixels in zip(frame.planes, planes, strict=True):
-            row = plane.line_size // 2
-            padded = np.zeros((plane.height, row), np.uint16)
-            padded[:, :plane.width] = pixels
-            plane.update(padded.tobytes())
+        frame = frame_of(list(planes), self._patch_layout)
         frame.pts = self._count
         frame.time_base = Fraction(1) / self._info.fps
         for packet in stream.encode(frame):
