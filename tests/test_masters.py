@@ -17,6 +17,7 @@ import pytest
 
 from lipdub.media.formats import read_format
 from lipdub.media.planes import PlaneLayout, read_picture
+from lipdub.media.probe import probe_video
 from lipdub.samples.dialogue import Dialogue
 from tests.test_cli_dub import run_cli
 from tests.test_platform_api import _upload, _wait, platform  # noqa: F401 - a fixture
@@ -402,3 +403,22 @@ def test_a_review_copy_is_made_from_the_master(tmp_path: Path, talking_clip: Pat
                          "--output", str(tmp_path / "x.mp4"), "--review-copy",
                          str(tmp_path / "r.mp4"))
     assert code == 2 and "made from a 'match' master" in text
+
+
+def test_a_cast_dub_delivers_a_master_too(tmp_path: Path, dialogue: Dialogue,
+                                          new_lines: tuple[Path, Path]) -> None:
+    source = _transcode(dialogue.path, tmp_path / "scene.mov", vcodec="prores_ks",
+                        **{"profile:v": 3, "pix_fmt": "yuv422p10le", "timecode": "10:00:00:00"})
+    output = tmp_path / "cast.mov"
+    code, text = run_cli("dub", "--video", str(source), "--output", str(output),
+                         "--cast", f"anna={new_lines[0]}", "--cast", f"ben={new_lines[1]}",
+                         "--output-profile", "match", "--dialogue-language", "fra")
+    assert code == 0, text
+    before, after = read_format(source), read_format(output)
+    for kept in ("codec", "profile", "pix_fmt", "bit_depth", "chroma", "rate", "timecode"):
+        assert getattr(after, kept) == getattr(before, kept), kept
+    assert [a.language for a in after.audio][-1] == "fra"  # the mixed lines, added
+    assert probe_video(output).frame_count == probe_video(source).frame_count
+    code, text = run_cli("dub", "--video", str(source), "--output", str(tmp_path / "c.mp4"),
+                         "--cast", f"anna={new_lines[0]}", "--output-profile", "match")
+    assert code == 2 and ".mov" in text, text  # the master's container, checked first

@@ -20,6 +20,7 @@ from lipdub.errors import BadOptionError
 from lipdub.media.checks import check_dub_files
 from lipdub.media.finish import mix_lines
 from lipdub.media.probe import VideoInfo, probe_audio
+from lipdub.outputs import Delivery, Output
 from lipdub.pipeline import DubReport, Performer, render_cast, study_faces
 from lipdub.progress import NullProgress, ProgressSink, StageClock
 from lipdub.ranges import FrameRange
@@ -69,14 +70,17 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
              sync_mode: SyncMode = SyncMode.CUT_OFF, detect_every: int = 5,
              progress: ProgressSink | None = None,
              ranges: list[FrameRange] | None = None,
-             scene: Scene | None = None) -> tuple[DubReport, Casting, Scene]:
+             scene: Scene | None = None,
+             out: Output | None = None) -> tuple[DubReport, Casting, Scene]:
     """The whole cast dub in one call; one engine per character, in cast order. `scene`:
-    a stored analysis of this video (an editor's corrected cast re-uses it)."""
+    a stored analysis of this video (an editor's corrected cast re-uses it); `out`: the
+    output profile's plan (a delivery when None)."""
     progress = progress or NullProgress()
     started = time.perf_counter()
     check_cast(characters)
     with tempfile.TemporaryDirectory(prefix="lipdub-cast-") as folder:
-        info = check_dub_files(video, mix, output, [r.audio for r in retakes(ranges)])
+        info = check_dub_files(video, mix, output, [r.audio for r in retakes(ranges)],
+                               (out or Delivery()).suffixes)
         characters = with_retakes(characters, info, ranges, Path(folder))
         sound = cast_sound(characters, mix, info, ranges, Path(folder) / "mix.flac")
         clock = StageClock()
@@ -89,7 +93,7 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
             for performer, character in zip(performers, characters, strict=True):
                 performer.line = lines.enter_context(decoded_samples(character.line, folder))
             report = render_cast(video, sound, output, performers, sync_mode, progress,
-                                 ranges=ranges)
+                                 ranges=ranges, out=out)
     report.warnings += casting.warnings
     report.stages = {**clock.stages, **report.stages}
     report.seconds_total = time.perf_counter() - started

@@ -153,21 +153,14 @@ def dub(
     from lipdub.media.encode import DELIVERY_SUFFIXES
 
     try:
-        if cast or cast_file:
-            from lipdub.cli_cast import dub_cast_command
-
-            if identity or restore != "none" or face != "largest":
-                raise _cast_conflict()
-            dub_cast_command(video, audio, output, cast or [], cast_file, engine,
-                             wav2lip_checkpoint, sync_mode, device, cpu_runtime, dub_range)
-            return
-        ranges = parse_cli_ranges(dub_range, video) if dub_range else None
-        if audio is None and not any(r.audio for r in ranges or []):
+        casting = bool(cast or cast_file)
+        if casting and (identity or restore != "none" or face != "largest"):
+            raise _cast_conflict()
+        if review_copy is not None and output_profile is not OutputProfile.MATCH:
             from lipdub.errors import BadOptionError
 
-            raise BadOptionError("No new audio was given.",
-                                 "Give --audio, --cast with each character's line, or "
-                                 "ranges with their own lines (--range START-END=LINE).")
+            raise BadOptionError("--review-copy is made from a 'match' master.",
+                                 "Add --output-profile match, or leave it out.")
         out_plan = None
         if output_profile is not OutputProfile.DELIVERY:  # what the source allows, first
             from lipdub.media.master import Dialogue
@@ -176,17 +169,26 @@ def dub(
             out_plan, sync_mode = plan_output(output_profile, video, output, sync_mode, Dialogue(
                 replace_audio_stream, dialogue_language), restoring=bool(identity)
                 or restore != "none")
-        check_dub_files(video, audio, output,  # before any model loads
-                        [r.audio for r in ranges or [] if r.audio],
-                        out_plan.suffixes if out_plan else DELIVERY_SUFFIXES)
-        if review_copy is not None and output_profile is not OutputProfile.MATCH:
-            from lipdub.errors import BadOptionError
+        if casting:
+            from lipdub.cli_cast import dub_cast_command
 
-            raise BadOptionError("--review-copy is made from a 'match' master.",
-                                 "Add --output-profile match, or leave it out.")
-        restorer = _restorer(identity, restore, video, face, device)
-        run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
-                preview, restorer, cpu_runtime, ranges, out_plan)
+            dub_cast_command(video, audio, output, cast or [], cast_file, engine,
+                             wav2lip_checkpoint, sync_mode, device, cpu_runtime, dub_range,
+                             out_plan)
+        else:
+            ranges = parse_cli_ranges(dub_range, video) if dub_range else None
+            if audio is None and not any(r.audio for r in ranges or []):
+                from lipdub.errors import BadOptionError
+
+                raise BadOptionError("No new audio was given.",
+                                     "Give --audio, --cast with each character's line, or "
+                                     "ranges with their own lines (--range START-END=LINE).")
+            check_dub_files(video, audio, output,  # before any model loads
+                            [r.audio for r in ranges or [] if r.audio],
+                            out_plan.suffixes if out_plan else DELIVERY_SUFFIXES)
+            restorer = _restorer(identity, restore, video, face, device)
+            run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
+                    preview, restorer, cpu_runtime, ranges, out_plan)
         if review_copy is not None:
             from lipdub.media.finish import review_copy as make_review_copy
 

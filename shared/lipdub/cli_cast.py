@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from contextlib import ExitStack, closing
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -13,6 +14,9 @@ from lipdub.cli import RichProgress, _progress_bar, out, parse_cli_ranges, print
 from lipdub.config import get_settings
 from lipdub.errors import BadOptionError
 from lipdub.sync import SyncMode
+
+if TYPE_CHECKING:
+    from lipdub.outputs import Output
 
 
 def _cast_items(options: list[str], cast_file: Path | None) -> tuple[list[dict], Path]:
@@ -33,17 +37,19 @@ def _cast_items(options: list[str], cast_file: Path | None) -> tuple[list[dict],
 def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[str],
                      cast_file: Path | None, engine: str, wav2lip_checkpoint: Path | None,
                      sync_mode: SyncMode, device: str, cpu_runtime: str | None,
-                     ranges: list[str] | None) -> None:
+                     ranges: list[str] | None, out_plan: Output | None = None) -> None:
     from lipdub.cast_dub import check_cast, dub_cast
     from lipdub.engines.registry import build_engines
     from lipdub.media.checks import check_dub_files
+    from lipdub.media.encode import DELIVERY_SUFFIXES
 
     items, base = _cast_items(options, cast_file)
     cast = parse_cast(items, lambda reference, what: base / reference)
     check_cast(cast)  # every line readable: before any model loads
     frame_ranges = parse_cli_ranges(ranges, video, [c.name for c in cast]) if ranges \
         else None
-    check_dub_files(video, mix, output, [r.audio for r in frame_ranges or [] if r.audio])
+    check_dub_files(video, mix, output, [r.audio for r in frame_ranges or [] if r.audio],
+                    out_plan.suffixes if out_plan else DELIVERY_SUFFIXES)
     settings = get_settings()
     engines = build_engines(len(cast), engine, wav2lip_checkpoint or settings.wav2lip_checkpoint,
                             device, settings.wav2lip_batch_size, settings.inference,
@@ -53,7 +59,8 @@ def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[
         for built in engines:
             stack.enter_context(closing(built))
         report, casting, _ = dub_cast(video, cast, output, engines, mix, sync_mode,
-                                      settings.detect_every, RichProgress(bar), frame_ranges)
+                                      settings.detect_every, RichProgress(bar), frame_ranges,
+                                      out=out_plan)
     table = Table(title="cast", header_style="bold")
     for column in ("shot", "person", "character", "confidence", "source"):
         table.add_column(column)

@@ -94,14 +94,12 @@ class DubWriter:
         self._video.codec_context.thread_count = len(os.sched_getaffinity(0))
         self._video.codec_context.time_base = Fraction(1) / fps
         self._audio = None
-        self._audio_chunks = audio_chunks
-        self._audio_pending = np.zeros((2, 0), dtype=np.float32)
-        self._audio_samples_total = round(total_frames / fps * AUDIO_RATE)
-        self._audio_written = 0
+        self._sound: SoundFeed | None = None
         if audio_chunks is not None:
             self._audio = self._container.add_stream("aac", rate=AUDIO_RATE)
             self._audio.layout = "stereo"
             self._audio.bit_rate = 192_000
+            self._sound = SoundFeed(self._container, self._audio, audio_chunks)
 
     def __enter__(self) -> DubWriter:
         return self
@@ -129,40 +127,16 @@ class DubWriter:
         self._write_audio_until(self.frames_written)
 
     def _write_audio_until(self, frame_count: int) -> None:
-        if self._audio is None:
-            return
-        target = min(round(frame_count / self.fps * AUDIO_RATE), self._audio_samples_total)
-        while self._audio_written + self._audio_pending.shape[1] < target:
-            chunk = next(self._audio_chunks, None) if self._audio_chunks is not None else None
-            if chunk is None:  # the track ended: pad with silence (sync mode decides length)
-                chunk = np.zeros((2, target - self._audio_written - self._audio_pending.shape[1]),
-                                 dtype=np.float32)
-                self._audio_chunks = None
-            self._audio_pending = np.concatenate([self._audio_pending, chunk], axis=1)
-        take = target - self._audio_written
-        if take <= 0:
-            return
-        samples, self._audio_pending = (
-            self._audio_pending[:, :take],
-            self._audio_pending[:, take:],
-        )
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
-                                           layout="stereo")
-        frame.sample_rate = AUDIO_RATE
-        frame.pts = self._audio_written
-        frame.time_base = Fraction(1, AUDIO_RATE)
-        for packet in self._audio.encode(frame):
-            self._container.mux(packet)
-        self._audio_written += take
+        if self._sound is not None:
+            self._sound.until(min(frame_count, self.total_frames) / self.fps)
 
     def close(self) -> None:
         try:
             self._write_audio_until(self.total_frames)
             for packet in self._video.encode(None):
                 self._container.mux(packet)
-            if self._audio is not None:
-                for packet in self._audio.encode(None):
-                    self._container.mux(packet)
+            if self._sound is not None:
+                self._sound.flush()
             self._container.close()
         except BaseException:
             self.abort()
@@ -174,3 +148,41 @@ class DubWriter:
         with contextlib.suppress(Exception):
             self._container.close()
         self._tmp.unlink(missing_ok=True)
+
+
+class SoundFeed:
+    """A track's sample chunks encoded in step with the picture, so the muxer interleaves
+    them: `until(t)` encodes up to t seconds. Past the chunks' end it is silence (the sync
+    mode decided the length, not the track)."""
+
+    def __init__(self, container: av.container.OutputContainer, stream: av.AudioStream,
+                 chunks: Iterator[np.ndarray]) -> None:
+        self._container, self._stream = container, stream
+        self._chunks: Iterator[np.ndarray] | None = chunks
+        self._pending = np.zeros((stream.layout.nb_channels, 0), np.float32)
+        self._written = 0
+
+    def until(self, seconds: Fraction | float) -> None:
+        target = round(seconds * self._stream.rate)
+        while self._written + self._pending.shape[1] < target:
+            chunk = next(self._chunks, None) if self._chunks is not None else None
+            if chunk is None:
+                chunk = np.zeros((self._pending.shape[0],
+                                  target - self._written - self._pending.shape[1]), np.float32)
+                self._chunks = None
+            self._pending = np.concatenate([self._pending, chunk], axis=1)
+        take = target - self._written
+        if take <= 0:
+            return
+        samples, self._pending = self._pending[:, :take], self._pending[:, take:]
+        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(samples), format="fltp",
+                                           layout=self._stream.layout.name)
+        frame.sample_rate, frame.pts = self._stream.rate, self._written
+        frame.time_base = Fraction(1, self._stream.rate)
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+        self._written += take
+
+    def flush(self) -> None:
+        for packet in self._stream.encode(None):
+            self._container.mux(packet)

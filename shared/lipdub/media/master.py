@@ -18,7 +18,7 @@ import numpy as np
 
 from lipdub.audio.load import iter_audio
 from lipdub.errors import BadOptionError
-from lipdub.media.encode import temp_path_for
+from lipdub.media.encode import SoundFeed, temp_path_for
 from lipdub.media.formats import SourceFormat, UnsupportedFormatError
 from lipdub.media.planes import PlaneLayout, frame_of
 from lipdub.media.probe import VideoInfo
@@ -188,11 +188,9 @@ class MasterWriter:
         self._packets = self._src.demux(*[self._src.streams[i] for i in self._copied]) \
             if self._copied else iter(())
         self._pending: av.Packet | None = None
-        self._sound = iter_audio(sound, self._new.rate, self._new.layout.name) \
-            if self._new is not None and sound is not None else None
-        self._sound_left = np.zeros((self._new.layout.nb_channels, 0), np.float32) \
+        self._sound = SoundFeed(self._out, self._new, iter_audio(
+            sound, self._new.rate, self._new.layout.name) if sound is not None else iter(())) \
             if self._new is not None else None
-        self._sound_written = 0
         self._total = total_frames
         self.frames_written = 0
 
@@ -235,30 +233,8 @@ class MasterWriter:
             self._out.mux(packet)
 
     def _write_dialogue_until(self, frames: int) -> None:
-        if self._new is None:
-            return
-        rate = self._new.rate
-        target = round(min(frames, self._total) / self._fps * rate)
-        pending = self._sound_left
-        while self._sound_written + pending.shape[1] < target:
-            chunk = next(self._sound, None) if self._sound is not None else None
-            if chunk is None:  # the dialogue ended: silence to the picture's end
-                chunk = np.zeros((pending.shape[0],
-                                  target - self._sound_written - pending.shape[1]),
-                                 np.float32)
-                self._sound = None
-            pending = np.concatenate([pending, chunk], axis=1)
-        take = target - self._sound_written
-        self._sound_left = pending[:, take:]
-        if take <= 0:
-            return
-        frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(pending[:, :take]),
-                                           format="fltp", layout=self._new.layout.name)
-        frame.sample_rate, frame.pts = rate, self._sound_written
-        frame.time_base = Fraction(1, rate)
-        for packet in self._new.encode(frame):
-            self._out.mux(packet)
-        self._sound_written += take
+        if self._sound is not None:
+            self._sound.until(min(frames, self._total) / self._fps)
 
     def close(self) -> None:
         try:
