@@ -23,6 +23,7 @@ from lipdub.media.probe import VideoInfo, probe_audio
 from lipdub.outputs import Delivery, Output
 from lipdub.pipeline import DubReport, Performer, render_cast, study_faces
 from lipdub.progress import NullProgress, ProgressSink, StageClock
+from lipdub.qc.thresholds import QCThresholds
 from lipdub.ranges import FrameRange
 from lipdub.retakes import retakes, splice
 from lipdub.scene import Scene, analyse_scene
@@ -71,7 +72,8 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
              progress: ProgressSink | None = None,
              ranges: list[FrameRange] | None = None,
              scene: Scene | None = None,
-             out: Output | None = None) -> tuple[DubReport, Casting, Scene]:
+             out: Output | None = None,
+             qc: QCThresholds | None = None) -> tuple[DubReport, Casting, Scene]:
     """The whole cast dub in one call; one engine per character, in cast order. `scene`:
     a stored analysis of this video (an editor's corrected cast re-uses it); `out`: the
     output profile's plan (a delivery when None)."""
@@ -93,7 +95,7 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
             for performer, character in zip(performers, characters, strict=True):
                 performer.line = lines.enter_context(decoded_samples(character.line, folder))
             report = render_cast(video, sound, output, performers, sync_mode, progress,
-                                 ranges=ranges, out=out)
+                                 ranges=ranges, out=out, qc=qc)
     report.warnings += casting.warnings
     report.stages = {**clock.stages, **report.stages}
     report.seconds_total = time.perf_counter() - started

@@ -88,8 +88,35 @@ def print_summary(report) -> None:  # noqa: ANN001 - a DubReport; imported lazil
         + (f" | left as filmed outside the ranges {report.outside_ranges}"
            if report.outside_ranges else "")
     )
+    if report.qc is not None:
+        print_qc(report.qc)
     for warning in report.warnings:
         console.print(f"[yellow]warning:[/] {warning}")
+
+
+def print_qc(qc) -> None:  # noqa: ANN001 - a QCReport
+    """The shots a reviewer should look at first, with the figures behind their flags."""
+    summary = qc.summary()
+    if not summary["flagged_shots"]:
+        out.print(f"QC: no shot flagged ({summary['shots']} measured)")
+        return
+    table = Table(title=f"QC: {summary['flagged_shots']} of {summary['shots']} shots flagged "
+                        "(worst first)", header_style="bold")
+    for column in ("shot", "face", "frames", "flags", "sync offset", "sync corr.",
+                   "pauses closed", "seam", "jitter"):
+        # The flags are what the reader came for: never cut short.
+        table.add_column(column, min_width=14 if column == "flags" else None)
+    for shot in [s for s in qc.worst(5) if s.flags]:
+        table.add_row(str(shot.shot), shot.face or "-",
+                      f"{shot.start_frame}-{shot.stop_frame - 1}", ", ".join(shot.flags),
+                      _figure(shot.sync["offset_frames"]), _figure(shot.sync["correlation"]),
+                      _figure(shot.closure["share"]), _figure(shot.seam["added"]),
+                      _figure(shot.jitter["ratio"]))
+    out.print(table)
+
+
+def _figure(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _fail(error: LipDubError) -> None:
@@ -146,6 +173,11 @@ def dub(
     review_copy: Annotated[Path | None, typer.Option(
         help="match: also write this H.264/AAC MP4 review copy, made from the master.",
     )] = None,
+    qc: Annotated[bool | None, typer.Option(
+        "--qc/--no-qc", help="Measure the dub's sync, pauses, seam, colour and jitter per "
+                             "shot after it is written (default) and print the worst "
+                             "shots; --qc also writes them all to OUTPUT.qc.json; --no-qc "
+                             "skips the measuring.")] = None,
 ) -> None:
     """Re-sync the lips in VIDEO to AUDIO (or each character's face to their own line,
     with --cast) and write OUTPUT."""
@@ -172,9 +204,9 @@ def dub(
         if casting:
             from lipdub.cli_cast import dub_cast_command
 
-            dub_cast_command(video, audio, output, cast or [], cast_file, engine,
-                             wav2lip_checkpoint, sync_mode, device, cpu_runtime, dub_range,
-                             out_plan)
+            report = dub_cast_command(video, audio, output, cast or [], cast_file, engine,
+                                      wav2lip_checkpoint, sync_mode, device, cpu_runtime,
+                                      dub_range, out_plan, qc is not False)
         else:
             ranges = parse_cli_ranges(dub_range, video) if dub_range else None
             if audio is None and not any(r.audio for r in ranges or []):
@@ -187,8 +219,14 @@ def dub(
                             [r.audio for r in ranges or [] if r.audio],
                             out_plan.suffixes if out_plan else DELIVERY_SUFFIXES)
             restorer = _restorer(identity, restore, video, face, device)
-            run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode, face, device,
-                    preview, restorer, cpu_runtime, ranges, out_plan)
+            report = run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode,
+                             face, device, preview, restorer, cpu_runtime, ranges, out_plan,
+                             qc is not False)
+        if qc and report.qc is not None:
+            from lipdub.qc.report import qc_path_for, write_report
+
+            write_report(report.qc, qc_path_for(output))
+            out.print(f"QC report: {qc_path_for(output)}")
         if review_copy is not None:
             from lipdub.media.finish import review_copy as make_review_copy
 
@@ -279,7 +317,8 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
             wav2lip_checkpoint: Path | None, sync_mode: SyncMode, face: str, device: str,
             preview: bool, restorer=None,  # noqa: ANN001 - Restorer
             cpu_runtime: str | None = None,
-            ranges=None, out=None):  # noqa: ANN001, ANN201 - list[FrameRange], Output, DubReport
+            ranges=None, out=None,  # noqa: ANN001 - list[FrameRange], Output
+            qc: bool = True):  # noqa: ANN201 - DubReport
     from lipdub.engines.registry import build_engine
     from lipdub.faces.select import FaceSelector
     from lipdub.pipeline import dub as run
@@ -293,7 +332,8 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
                          cpu_runtime or settings.cpu_runtime, settings.model_cache_dir)
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
-                     settings.detect_every, RichProgress(bar), restorer, ranges, out)
+                     settings.detect_every, RichProgress(bar), restorer, ranges, out,
+                     settings.qc_thresholds if qc else None)
     print_summary(report)
     if preview:
         path = write_side_by_side(video, output, preview_path_for(output))

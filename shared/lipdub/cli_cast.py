@@ -17,6 +17,7 @@ from lipdub.sync import SyncMode
 
 if TYPE_CHECKING:
     from lipdub.outputs import Output
+    from lipdub.pipeline import DubReport
 
 
 def _cast_items(options: list[str], cast_file: Path | None) -> tuple[list[dict], Path]:
@@ -37,7 +38,8 @@ def _cast_items(options: list[str], cast_file: Path | None) -> tuple[list[dict],
 def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[str],
                      cast_file: Path | None, engine: str, wav2lip_checkpoint: Path | None,
                      sync_mode: SyncMode, device: str, cpu_runtime: str | None,
-                     ranges: list[str] | None, out_plan: Output | None = None) -> None:
+                     ranges: list[str] | None, out_plan: Output | None = None,
+                     qc: bool = True) -> DubReport:
     from lipdub.cast_dub import check_cast, dub_cast
     from lipdub.engines.registry import build_engines
     from lipdub.media.checks import check_dub_files
@@ -60,7 +62,7 @@ def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[
             stack.enter_context(closing(built))
         report, casting, _ = dub_cast(video, cast, output, engines, mix, sync_mode,
                                       settings.detect_every, RichProgress(bar), frame_ranges,
-                                      out=out_plan)
+                                      out=out_plan, qc=settings.qc_thresholds if qc else None)
     table = Table(title="cast", header_style="bold")
     for column in ("shot", "person", "character", "confidence", "source"):
         table.add_column(column)
@@ -69,3 +71,4 @@ def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[
                       f"{role['confidence']:.2f}", role["source"])
     out.print(table)
     print_summary(report)
+    return report

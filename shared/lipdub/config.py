@@ -8,6 +8,8 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lipdub.qc.thresholds import QCThresholds
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="LIPDUB_", env_file=None, extra="ignore")
@@ -45,6 +47,9 @@ class Settings(BaseSettings):
     # Training steps for an identity's restorer (`--restore auto` uses the same).
     restore_steps: int = 2000
     restore_batch_size: int = 8
+    # When QC flags a shot (JSON, e.g. '{"sync_offset_frames": 2}'); the defaults and the
+    # measurements behind them: lipdub.qc.report and benchmarks/RESULTS.md.
+    qc_thresholds: QCThresholds = QCThresholds()
 
     # The job platform. Embedded defaults: SQLite, a local folder, jobs run in-process.
     database_url: str = f"sqlite:///{Path.home() / '.lipdub' / 'lipdub.db'}"

@@ -50,6 +50,7 @@ class Output(Protocol):
     profile: OutputProfile
     convert: Callable[[av.VideoFrame], Any] | None  # None: upright 8-bit RGB
     suffixes: tuple[str, ...]  # the output file's allowed extensions
+    playable: bool  # the output is the dubbed picture itself (QC measures it)
 
     def rgb(self, frame: Any) -> np.ndarray: ...
 
@@ -66,6 +67,7 @@ class Delivery:
     profile = OutputProfile.DELIVERY
     convert = None
     suffixes = DELIVERY_SUFFIXES
+    playable = True
 
     def rgb(self, frame: np.ndarray) -> np.ndarray:
         return frame
@@ -93,6 +95,7 @@ class Match:
     dialogue: Dialogue
     profile = OutputProfile.MATCH
     suffixes = MASTER_SUFFIXES
+    playable = True
 
     @classmethod
     def plan(cls, source: SourceFormat, info: VideoInfo, output: Path,
@@ -128,6 +131,7 @@ class Patches(Match):
 
     profile = OutputProfile.PATCH
     suffixes = (".otio",)
+    playable = False  # a timeline of patches over the source
 
     @classmethod
     def plan(cls, source: SourceFormat, info: VideoInfo, output: Path,

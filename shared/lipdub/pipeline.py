@@ -35,6 +35,8 @@ from lipdub.sync import SyncMode, SyncPlan, plan_sync
 from lipdub.threads import pipeline_threads
 
 if TYPE_CHECKING:
+    from lipdub.qc.report import QCReport
+    from lipdub.qc.thresholds import QCThresholds
     from lipdub.restore.stage import Restorer
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,7 @@ class DubReport:
     warnings: list[str] = field(default_factory=list)
     outside_ranges: int = 0  # output frames left as filmed: outside every range asked for
     source_format: str = ""  # the source as an editor describes it (media.formats)
+    qc: QCReport | None = None  # the QC pass's report, when one was asked for
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,12 @@ def dub(
     restorer: Restorer | None = None,
     ranges: list[FrameRange] | None = None,
     out: Output | None = None,
+    qc: QCThresholds | None = None,
 ) -> DubReport:
     """The whole dub in one call: the analysis pass, then the render pass. `ranges`: dub
     only these output frames (with fades at their edges); the rest stays as filmed. A
     range with its own line is heard there (and `audio` may then be None: the video's own
-    sound around the lines)."""
+    sound around the lines). `qc`: measure the output after (report.qc)."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
@@ -128,7 +132,7 @@ def dub(
                             cache, clock, progress)
         return _render_all(info, sound, output, [Performer(engine, analysis)], sync_mode,
                            cache, clock, progress, restorer, started, ranges=ranges,
-                           out=out)
+                           out=out, qc=qc)
 
 
 def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None = None,
@@ -160,9 +164,9 @@ def render_cast(video: Path, audio: Path, output: Path, performers: list[Perform
                 restorer: Restorer | None = None, span: Span | None = None,
                 samples: Samples | None = None,
                 ranges: list[FrameRange] | None = None,
-                out: Output | None = None) -> DubReport:
+                out: Output | None = None, qc: QCThresholds | None = None) -> DubReport:
     """render_video for several faces at once, each with its own line (`audio` is what
-    the output sounds like: the full mix)."""
+    the output sounds like: the full mix). `qc`: measure the output after (report.qc)."""
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
@@ -172,7 +176,7 @@ def render_cast(video: Path, audio: Path, output: Path, performers: list[Perform
         performer.engine.load_study_state(performer.analysis.study)
     try:
         return _render_all(info, audio, output, performers, sync_mode, None, clock,
-                           progress, restorer, started, span, samples, ranges, out)
+                           progress, restorer, started, span, samples, ranges, out, qc)
     finally:
         release_free_memory()  # a worker renders segment after segment: stay flat
 
@@ -183,7 +187,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                 started: float, span: Span | None = None,
                 samples: Samples | None = None,
                 ranges: list[FrameRange] | None = None,
-                out: Output | None = None) -> DubReport:
+                out: Output | None = None, qc: QCThresholds | None = None) -> DubReport:
     out = out or Delivery()
     with ExitStack() as stack:
         stack.enter_context(pipeline_threads())
@@ -205,6 +209,10 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                    for p in performers]
         report = _render(info, audio, output, performers, plan, cache, clock, progress,
                          restorer, span, weights, out)
+        if qc is not None and span is None and out.playable:
+            with clock.time("qc", frames=report.output_frames):
+                report.qc = _check(info, output, plan, performers, samples, weights, qc,
+                                   progress, report.passthrough_frames, stack)
     report.seconds_total = time.perf_counter() - started
     report.stages = clock.stages
     source = read_format(info.path)
@@ -219,6 +227,19 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
             "new audio."
         )
     return report
+
+
+def _check(info: VideoInfo, output: Path, plan: SyncPlan, performers: list[Performer],
+           samples: Samples, weights: list[np.ndarray | None], thresholds: QCThresholds,
+           progress: ProgressSink, passthrough: int, stack: ExitStack) -> QCReport:
+    """The QC pass over the finished output: each face against its own line."""
+    from lipdub.qc.run import DubbedFace, check_dub
+
+    original = stack.enter_context(decoded_samples(info.path)) if info.has_audio else None
+    faces = [DubbedFace(p.analysis.track, samples if p.line is None
+                        else Padded(p.line, len(samples)), w, p.character or "")
+             for p, w in zip(performers, weights, strict=True)]
+    return check_dub(info, output, plan, faces, thresholds, original, progress, passthrough)
 
 
 def _analyse(

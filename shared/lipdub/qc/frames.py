@@ -1,0 +1,126 @@
+"""The QC pass: a finished dub decoded beside its source, frame for frame, each dubbed
+face measured on both (Face Mesh lips, the changed region's edge and colour)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lipdub.engines.warp.landmarks import (
+    NOSE_TIP,
+    OUTER_LOWER,
+    OUTER_UPPER,
+    FaceShape,
+    LandmarkTracker,
+)
+from lipdub.faces.crop import crop_box
+from lipdub.faces.track import FaceTrack
+from lipdub.media.decode import iter_frames, iter_frames_looped
+from lipdub.media.probe import VideoInfo, probe_video
+from lipdub.progress import NullProgress, ProgressSink
+from lipdub.qc.measures import blend_measures
+
+_LIPS = OUTER_UPPER + OUTER_LOWER
+
+
+@dataclass
+class FaceSeries:
+    """One dubbed face, per output frame (NaN where not measured)."""
+
+    open_dub: np.ndarray  # inner-lip opening over eye distance
+    open_src: np.ndarray
+    mouth_dub: np.ndarray  # (frames, 2): the lips' centre in the face's frame, eye distances
+    mouth_src: np.ndarray
+    seam_dub: np.ndarray
+    seam_src: np.ndarray
+    colour_dub: np.ndarray
+    colour_src: np.ndarray
+    dubbed: np.ndarray  # bool: the face was on screen and re-synced here
+
+    @classmethod
+    def empty(cls, frames: int) -> FaceSeries:
+        def nan(*shape: int) -> np.ndarray:
+            return np.full((frames, *shape), np.nan, np.float32)
+        return cls(nan(), nan(), nan(2), nan(2), nan(), nan(), nan(), nan(),
+                   np.zeros(frames, bool))
+
+
+def _mouth_in_face(shape: FaceShape) -> np.ndarray:
+    offset = shape.points[_LIPS].mean(axis=0) - shape.points[NOSE_TIP]
+    eye = max(shape.eye_distance, 1e-6)
+    return np.array([offset @ shape.eye_axis, offset @ shape.down_axis], np.float32) / eye
+
+
+class _Lips:
+    """One face's Face Mesh on one of the two videos, restarted where the picture jumps."""
+
+    def __init__(self) -> None:
+        self.tracker = LandmarkTracker()
+
+    def measure(self, rgb: np.ndarray, box: tuple[int, int, int, int],
+                restart: bool) -> FaceShape | None:
+        if restart:
+            self.tracker.reset()
+        return self.tracker.measure(rgb, box)
+
+
+def measure_dub(source: VideoInfo, dub: Path, source_indices: np.ndarray,
+                tracks: list[FaceTrack], dubbed: list[np.ndarray | None] | None = None,
+                progress: ProgressSink | None = None) -> list[FaceSeries]:
+    """Each face's series over the dub's frames. `source_indices`: the source frame of
+    each output frame (the sync plan's); `dubbed`: per face, the output frames it was
+    re-synced on (None: wherever it is on screen)."""
+    progress = progress or NullProgress()
+    frames = min(len(source_indices), probe_video(dub).frame_count)
+    series = [FaceSeries.empty(frames) for _ in tracks]
+    lips = [(_Lips(), _Lips()) for _ in tracks]
+    progress.start("qc", frames)
+    previous = -2
+    starts = [track.shot_starts for track in tracks]  # computed per call: once here
+    sources: Iterator[np.ndarray] = iter_frames_looped(source, iter(source_indices[:frames]))
+    try:
+        with closing(iter_frames(probe_video(dub))) as dubs:
+            for k, (original, result) in enumerate(zip(sources, dubs, strict=False)):
+                if k >= frames:
+                    break
+                s = int(source_indices[k])
+                for face, track in enumerate(tracks):
+                    wanted = dubbed[face] if dubbed is not None else None
+                    if s >= track.frame_count or np.isnan(track.boxes[s, 0]) or (
+                            wanted is not None and not wanted[k]):
+                        continue
+                    box = crop_box(track.boxes[s], original.shape[:2])
+                    if box is None:
+                        continue
+                    restart = bool(starts[face][s]) or s - previous != 1
+                    _measure_face(series[face], k, original, result, box, lips[face], restart)
+                previous = s
+                progress.advance("qc")
+    finally:
+        for pair in lips:
+            for one in pair:
+                one.tracker.close()
+        progress.finish("qc")
+    return series
+
+
+def _measure_face(series: FaceSeries, k: int, original: np.ndarray, result: np.ndarray,
+                  box: tuple[int, int, int, int], lips: tuple[_Lips, _Lips],
+                  restart: bool) -> None:
+    series.dubbed[k] = True
+    for rgb, tracker, opening, mouth in ((result, lips[0], series.open_dub, series.mouth_dub),
+                                         (original, lips[1], series.open_src,
+                                          series.mouth_src)):
+        shape = tracker.measure(rgb, box, restart)
+        if shape is not None:
+            opening[k] = shape.lip_gap() / max(shape.eye_distance, 1e-6)
+            mouth[k] = _mouth_in_face(shape)
+    x0, y0, x1, y1 = box
+    blend = blend_measures(result[y0:y1, x0:x1], original[y0:y1, x0:x1])
+    if blend is not None:
+        series.seam_dub[k], series.colour_dub[k] = blend[0].seam, blend[0].colour
+        series.seam_src[k], series.colour_src[k] = blend[1].seam, blend[1].colour
