@@ -35,6 +35,11 @@ def test_a_cast_job_dubs_each_face_with_its_own_line(
     output.write_bytes(result.content)
     info = probe_video(output)
     assert info.frame_count == probe_video(dialogue.path).frame_count and info.has_audio
+    # QC per character: each face against its own line, in every shot it is dubbed in.
+    qc = client.get(f"/v1/jobs/{done['id']}/qc", headers=a).json()
+    assert {(s["shot"], s["face"]) for s in qc["shots"]} == \
+        {(r["shot"], r["character"]) for r in roles}
+    assert all(s["sync"]["correlation"] > 0.5 for s in qc["shots"]), qc["shots"]
     # The scene analysis is kept under the tenant's own prefix, beyond the job.
     stored = list(Path(settings.storage_dir).glob(f"tenants/*/analyses/{done['id']}/*"))
     assert [p.name for p in stored] == ["scene.npz"]

@@ -55,11 +55,11 @@ def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_
     while outcome.next_stage is not None:
         outcome = context.run_stage(job_id)
     assert outcome.state is JobState.SUCCEEDED
-    assert ran == ["probe", "faces", "lip-sync", "encode", "publish"]
+    assert ran == ["probe", "faces", "lip-sync", "encode", "qc", "publish"]
     assert site.hits == {"/v.mp4": 1, "/a.wav": 1}  # each input fetched once for all stages
     with context.sessions() as session:
         job = session.get(Job, job_id)
-        assert job.work["done"] == ["probe", "faces", "lip-sync", "encode", "publish"]
+        assert job.work["done"] == ["probe", "faces", "lip-sync", "encode", "qc", "publish"]
         messages = [(e.state, e.message) for e in job.events]
         assert messages == [(JobState.QUEUED, "job accepted"), (JobState.RUNNING, "started"),
                             (JobState.RUNNING, "resumed after an interrupted stage"),

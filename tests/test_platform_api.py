@@ -81,7 +81,7 @@ def _wait(client: TestClient, headers: dict, job_id: str, timeout: float = 120) 
 
 def test_submit_run_and_fetch_the_result(platform, talking_clip: Path, short_voice: Path,
                                          tmp_path: Path) -> None:
-    client, a, _, _ = platform
+    client, a, b, _ = platform
     video, audio = _upload(client, a, talking_clip), _upload(client, a, short_voice)
     r = client.post("/v1/jobs", headers=a, json={"video": video, "audio": audio,
                                                  "options": {"engine": "warp"},
@@ -98,6 +98,15 @@ def test_submit_run_and_fetch_the_result(platform, talking_clip: Path, short_voi
     out.write_bytes(result.content)
     got = inspect_output(out)
     assert abs(got.video_seconds - 2.5) < 0.1 and abs(got.audio_seconds - 2.5) < 0.1
+    # The QC report: the summary on the job, the whole report at /qc (the caller's only).
+    assert job["qc"]["shots"] == 1, job["qc"]
+    qc = client.get(f"/v1/jobs/{job['id']}/qc", headers=a)
+    assert qc.status_code == 200, qc.text
+    (shot,) = qc.json()["shots"]
+    frames = job["timings"]["output_frames"]
+    assert shot["dubbed_frames"] == frames and shot["sync"]["offset_frames"] is not None
+    assert qc.json()["coverage"]["frames"] == frames
+    assert client.get(f"/v1/jobs/{job['id']}/qc", headers=b).status_code == 404
     listed = client.get("/v1/jobs?state=succeeded", headers=a).json()
     assert [j["id"] for j in listed["jobs"]] == [job["id"]]
     assert client.get("/readyz").status_code == 200
@@ -206,9 +215,13 @@ def test_signed_webhook_on_completion_and_redelivery(tmp_path: Path, talking_cli
         deadline = time.time() + 10
         while not receiver.received and time.time() < deadline:
             time.sleep(0.1)
-        assert receiver.received == [(f"msg_{job_id}_succeeded", {"type": "job.succeeded", "data": {
-            "id": job_id, "state": "succeeded", "error_code": None, "error_message": None,
-            "metadata": {}}})]
+        (message_id, body), = receiver.received
+        qc = body["data"].pop("qc")  # the QC summary rides along; its figures: test_qc
+        assert (message_id, body) == (f"msg_{job_id}_succeeded", {
+            "type": "job.succeeded", "data": {"id": job_id, "state": "succeeded",
+                                              "error_code": None, "error_message": None,
+                                              "metadata": {}}})
+        assert qc["shots"] == 1 and qc["flagged_shots"] == len(qc["worst"])
         again = client.post(f"/v1/jobs/{job_id}/webhooks/redeliver", headers=auth).json()
         assert again["attempt"] == 2 and again["status_code"] == 204
         assert receiver.received[1][0] == receiver.received[0][0]  # same id: receivers dedupe
@@ -490,7 +503,7 @@ def test_restore_auto_trains_on_the_footage_and_the_gate_decides(tmp_path: Path,
             time.sleep(0.05)
         assert job["state"] == "succeeded", job
         assert job["stages_done"] == ["probe", "faces", "identity", "lip-sync", "encode",
-                                      "publish"]
+                                      "qc", "publish"]
         # The gate rejected the job's own restorer: the dub went on without it.
         assert "restore" not in job["timings"]["stages"]
         assert any("The restorer trained on this footage was not applied" in w

@@ -72,7 +72,7 @@ def test_job_runs_on_a_celery_worker(celery_platform, talking_clip: Path,
     job = _wait(client, auth, job_id, timeout=180)
     assert job["state"] == "succeeded", (job, workers[0].poll())
     # One task each.
-    assert job["stages_done"] == ["probe", "faces", "lip-sync", "encode", "publish"]
+    assert job["stages_done"] == ["probe", "faces", "lip-sync", "encode", "qc", "publish"]
     assert client.get(f"/v1/jobs/{job_id}/result", headers=auth).status_code == 200
     # The stages' working artifacts are gone; the result stays.
     stored = [str(p) for p in store.rglob("*") if p.is_file()]
@@ -231,7 +231,7 @@ def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
                 "options": {"engine": "warp"}, "webhook_url": receiver.url}).json()["id"]
             job = _wait(client, auth, job_id, timeout=240)
             assert job["state"] == "succeeded", (job, worker.poll())
-            assert job["stages_done"] == ["probe", "faces", "lip-sync", "encode", "publish"]
+            assert job["stages_done"] == ["probe", "faces", "lip-sync", "encode", "qc", "publish"]
             result = client.get(f"/v1/jobs/{job_id}/result", headers=auth,
                                 follow_redirects=False)
             assert result.status_code == 307

@@ -272,6 +272,8 @@ class JobOut(BaseModel):
     cast: list[dict] | None = Field(None, description="A cast's job: per shot, each person "
                                     "on screen, the character they were cast as (or none), "
                                     "the confidence and whether it was found or given")
+    qc: dict | None = Field(None, description="The QC summary (flagged shots, flags, the "
+                            "worst); the whole report: GET /v1/jobs/{id}/qc")
     review_copy: bool = Field(False, description="A review copy of the master is ready "
                               "(GET /v1/jobs/{id}/result?copy=review)")
     source_format: dict | None = Field(None, description="The source video as the probe "
@@ -291,6 +293,7 @@ class JobOut(BaseModel):
                    cast=(job.work or {}).get("cast_report"),
                    source_format=(job.work or {}).get("source_format"),
                    review_copy="review" in (job.work or {}),
+                   qc=(job.work or {}).get("qc_summary"),
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,
@@ -334,6 +337,34 @@ class DirectUploadOut(BaseModel):
 class DirectUploadComplete(BaseModel):
     etags: list[Annotated[str, Field(max_length=256)]] = Field(
         min_length=1, max_length=10_000, description="Each part's ETag, in part order")
+
+
+class QCShotOut(BaseModel):
+    shot: int
+    face: str = Field(description="The character (a cast), or '' for a dub's one face")
+    start_frame: int = Field(description="First output frame of the shot")
+    stop_frame: int = Field(description="One past its last output frame")
+    dubbed_frames: int
+    sync: dict = Field(description="offset_frames (+: the picture is late), correlation "
+                                   "of the mouth's opening with the new line's loudness")
+    reference_sync: dict = Field(description="The same on the source, with its own sound")
+    closure: dict = Field(description="The line's pauses (>= 100 ms) and how many the "
+                                      "mouth spent closed")
+    seam: dict = Field(description="Gradient along the blend edge: dub, source, added")
+    colour: dict = Field(description="Chroma contrast of the re-synced region with its "
+                                     "surroundings: dub, source, added")
+    jitter: dict = Field(description="Mouth shake against the face: dub, source, ratio")
+    flags: list[str]
+
+
+class QCReportOut(BaseModel):
+    fps: float
+    frames: int
+    coverage: dict = Field(description="Output frames, frames with and without a face, "
+                                       "frames passed through, shots, shots dubbed")
+    summary: dict = Field(description="Flagged shots, counts per flag, the worst three")
+    thresholds: dict
+    shots: list[QCShotOut]
 
 
 class DeliveryOut(BaseModel):

@@ -10,6 +10,8 @@ interrupted anywhere simply runs again:
           whole film as raw frames) -> the dubbed render
   encode  whole-file FFmpeg work: the picture stream-copied, the sound loudness-normalised
           when asked, into the delivery container -> the result, under a new key
+  qc      the result measured against its source, shot by shot (sync, pauses, seam, colour,
+          jitter) -> the QC report beside the result (not for patches: no picture to measure)
   publish the result becomes the job's; the working artifacts are removed
 """
 
@@ -354,6 +356,13 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         ctx.work["result"] = key
         ctx.progress.finish("upload")
 
+    def qc(ctx: WorkContext) -> None:
+        from lipdub.jobs.qc_work import measure_job
+
+        video = ctx.local(ctx.work["video"])
+        measure_job(ctx, _sync(ctx.job.options), _ranges(ctx.job.options, video),
+                    settings.qc_thresholds)
+
     def publish(ctx: WorkContext) -> WorkResult:
         for key in ctx.work.get("owned", []):
             ctx.store.delete(key)
@@ -368,4 +377,6 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             Stage("lip-sync", lip_sync, phases=(("lip-sync", 57),), split=segments,
                   part=segment),
             Stage("encode", encode, phases=(("encode", 6), ("upload", 1))),
+            Stage("qc", qc, applies=lambda job: not _patches(job.options or {}),
+                  phases=(("qc", 15),)),
             Stage("publish", publish)]

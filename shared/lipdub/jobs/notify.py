@@ -43,7 +43,8 @@ def message_for(job: Job) -> tuple[str, str, bytes]:
     event_type = f"job.{job.state.value}"
     body = json.dumps({"type": event_type, "data": {
         "id": job.id, "state": job.state.value, "error_code": job.error_code,
-        "error_message": job.error_message, "metadata": job.job_metadata}},
+        "error_message": job.error_message, "metadata": job.job_metadata,
+        "qc": (job.work or {}).get("qc_summary")}},
         sort_keys=True).encode()
     return f"msg_{job.id}_{job.state.value}", event_type, body
 

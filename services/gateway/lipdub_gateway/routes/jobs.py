@@ -1,5 +1,7 @@
 """Jobs: submit, read, list, cancel, fetch the result, and the webhook delivery log."""
 
+import tempfile
+from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
@@ -13,7 +15,7 @@ from lipdub.storage import LocalStore
 from lipdub_gateway.admission import admit
 from lipdub_gateway.deps import Caller, Db, IdempotencyKey, OwnedJob, State
 from lipdub_gateway.problems import Problem, problem_responses
-from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage
+from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, QCReportOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
                    responses=problem_responses(400, 401, 413, 422, 503))
@@ -81,6 +83,23 @@ def result(job: OwnedJob, state: State,
                             filename=f"{job.id}{'-review' if copy == 'review' else ''}"
                                      f".{extension}")
     return RedirectResponse(store.url(key), status_code=307)
+
+
+@router.get("/{job_id}/qc", responses=problem_responses(404, 409))
+def qc(job: OwnedJob, state: State) -> QCReportOut:
+    """The QC report: per shot (and per character of a cast), how well the mouth follows
+    the new line and where the blend shows, with the flags a reviewer looks at first."""
+    key = (job.work or {}).get("qc")
+    if key is None:
+        if job.state.terminal:
+            raise Problem(404, "No QC report", f"Job '{job.id}' has no QC report (patch "
+                          "jobs and failed jobs have none).", "no_qc")
+        raise Problem(409, "No QC report yet", f"Job '{job.id}' is {job.state}; QC runs "
+                      "after the encode stage.", "no_qc_yet")
+    with tempfile.TemporaryDirectory(prefix="lipdub-qc-") as folder:
+        path = Path(folder) / "qc.json"
+        state.context.store.get_file(key, path)
+        return QCReportOut.model_validate_json(path.read_bytes())
 
 
 @router.get("/{job_id}/webhooks", responses=problem_responses(404))
