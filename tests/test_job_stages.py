@@ -139,8 +139,8 @@ def test_stages_declare_progress_and_the_engine_is_chosen_once(
     context = JobContext.from_settings(settings)
     plan = context.plans()["dub"]
     spans = progress_spans([s for s in plan if s.name != "identity"])
-    assert list(spans) == ["fetch", "faces", "lip-sync", "encode", "upload"]
-    assert spans["fetch"][0] == 0 and spans["upload"][1] == 99
+    assert list(spans) == ["fetch", "faces", "lip-sync", "encode", "upload", "qc"]
+    assert spans["fetch"][0] == 0 and spans["qc"][1] == 99
     bounds = list(spans.values())
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))  # contiguous
     loads: list[Path] = []

@@ -533,13 +533,13 @@ def test_progress_webhooks_when_asked(tmp_path: Path, talking_clip: Path,
         assert result.headers["content-type"] == "video/x-matroska"
         assert result.content[:4] == b"\x1a\x45\xdf\xa3"  # the Matroska (EBML) signature
         deadline = time.time() + 10
-        while len(receiver.received) < 5 and time.time() < deadline:
+        while len(receiver.received) < 6 and time.time() < deadline:
             time.sleep(0.1)
     receiver.server.shutdown()
     ids = [m for m, _ in receiver.received]  # each signature verified on receipt
-    assert ids == [f"msg_{job_id}_stage_{s}" for s in ("probe", "faces", "lip-sync", "encode")
-                   ] + [f"msg_{job_id}_succeeded"]
-    progress = [p["data"]["progress"] for _, p in receiver.received[:4]]
+    assert ids == [f"msg_{job_id}_stage_{s}" for s in ("probe", "faces", "lip-sync", "encode",
+                                                        "qc")] + [f"msg_{job_id}_succeeded"]
+    progress = [p["data"]["progress"] for _, p in receiver.received[:5]]
     assert progress == sorted(progress) and progress[0] > 0
     assert receiver.received[1][1]["data"]["next_stage"] == "lip-sync"
 
