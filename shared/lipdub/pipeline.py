@@ -149,13 +149,15 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                  restorer: Restorer | None = None, span: Span | None = None,
                  samples: Samples | None = None,
                  ranges: list[FrameRange] | None = None,
-                 out: Output | None = None) -> DubReport:
+                 out: Output | None = None, base: Path | None = None) -> DubReport:
     """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
     restoration, composite and encode stream together, frame batch by frame batch. With a
     `span`, only that part of the output, picture only. `samples`: the audio already
-    decoded (a film's segments share one decode). `ranges`: as for dub()."""
+    decoded (a film's segments share one decode). `ranges`: as for dub(). `base`: an
+    earlier dub of the same video and sound whose frames fill everything outside the
+    ranges (a new version re-running some shots)."""
     return render_cast(video, audio, output, [Performer(engine, analysis)], sync_mode,
-                       progress, restorer, span, samples, ranges, out)
+                       progress, restorer, span, samples, ranges, out, base=base)
 
 
 def render_cast(video: Path, audio: Path, output: Path, performers: list[Performer],
@@ -164,7 +166,8 @@ def render_cast(video: Path, audio: Path, output: Path, performers: list[Perform
                 restorer: Restorer | None = None, span: Span | None = None,
                 samples: Samples | None = None,
                 ranges: list[FrameRange] | None = None,
-                out: Output | None = None, qc: QCThresholds | None = None) -> DubReport:
+                out: Output | None = None, qc: QCThresholds | None = None,
+                base: Path | None = None) -> DubReport:
     """render_video for several faces at once, each with its own line (`audio` is what
     the output sounds like: the full mix). `qc`: measure the output after (report.qc)."""
     progress = progress or NullProgress()
@@ -176,7 +179,8 @@ def render_cast(video: Path, audio: Path, output: Path, performers: list[Perform
         performer.engine.load_study_state(performer.analysis.study)
     try:
         return _render_all(info, audio, output, performers, sync_mode, None, clock,
-                           progress, restorer, started, span, samples, ranges, out, qc)
+                           progress, restorer, started, span, samples, ranges, out, qc,
+                           base)
     finally:
         release_free_memory()  # a worker renders segment after segment: stay flat
 
@@ -187,7 +191,8 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                 started: float, span: Span | None = None,
                 samples: Samples | None = None,
                 ranges: list[FrameRange] | None = None,
-                out: Output | None = None, qc: QCThresholds | None = None) -> DubReport:
+                out: Output | None = None, qc: QCThresholds | None = None,
+                base: Path | None = None) -> DubReport:
     out = out or Delivery()
     with ExitStack() as stack:
         stack.enter_context(pipeline_threads())
@@ -208,7 +213,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
         weights = [blend_weights(ranges_for(ranges, p.character), plan.frame_count)
                    for p in performers]
         report = _render(info, audio, output, performers, plan, cache, clock, progress,
-                         restorer, span, weights, out)
+                         restorer, span, weights, out, base)
         if qc is not None and span is None and out.playable:
             with clock.time("qc", frames=report.output_frames):
                 report.qc = _check(info, output, plan, performers, samples, weights, qc,
@@ -332,6 +337,7 @@ def _render(
     # Per performer, per output frame: how much new mouth (None: all of it everywhere).
     weights: list[np.ndarray | None] | None = None,
     out: Output | None = None,
+    base: Path | None = None,
 ) -> DubReport:
     out = out or Delivery()
     wanted = span.frames if span is not None else range(plan.frame_count)
@@ -347,6 +353,9 @@ def _render(
     )
     progress.start("lip-sync", len(wanted))
     frames = _source_frames(info, plan.source_indices[first:wanted.stop], cache, out.convert)
+    # An earlier version's frames, in step with the output: kept wherever nothing is dubbed.
+    kept = _source_frames(probe_video(base), np.arange(first, wanted.stop), None,
+                          out.convert) if base is not None else None
     audio_chunks = None if span is not None else iter_audio(audio, AUDIO_RATE, "stereo")
     # (frame, each performer's crop or None, whether it is written: warm-up frames are not)
     pending: list[tuple[np.ndarray, list[FaceCrop | None], bool]] = []
@@ -404,6 +413,7 @@ def _render(
             source = int(plan.source_indices[k])
             with clock.time("decode", frames=1):
                 frame = next(frames)
+                earlier = next(kept, None) if kept is not None else None
             crops: list[FaceCrop | None] = []
             for p, performer in enumerate(performers):
                 crop = None
@@ -416,6 +426,7 @@ def _render(
                 crops.append(crop)
             if all(w is not None and w[k] == 0 for w in weights):
                 report.outside_ranges += keep
+                frame = earlier if earlier is not None else frame
             elif any(crop is not None for crop in crops):
                 report.face_frames += keep
             else:

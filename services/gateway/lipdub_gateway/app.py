@@ -16,7 +16,7 @@ from lipdub_gateway.body_limit import BodyLimit
 from lipdub_gateway.docs import documented_app
 from lipdub_gateway.errors import install_error_handlers
 from lipdub_gateway.metrics import RequestTimer
-from lipdub_gateway.routes import batches, health, identities, jobs, uploads
+from lipdub_gateway.routes import batches, health, identities, jobs, reviews, uploads
 from lipdub_gateway.routes.uploads import FORM_OVERHEAD_BYTES
 from lipdub_gateway.state import Gateway
 
@@ -52,6 +52,6 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
 
     app.add_middleware(RequestTimer, histogram=state.latency)
     app.add_middleware(BodyLimit, limit_for=body_limit)
-    for module in (health, jobs, uploads, identities, batches):
+    for module in (health, jobs, reviews, uploads, identities, batches):
         app.include_router(module.router)
     return app

@@ -21,6 +21,7 @@ from lipdub.db.models import Batch, Identity, Job, JobState, PartState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
 from lipdub.errors import BadOptionError
 from lipdub.jobs.batches import counts
+from lipdub.jobs.review import Decision, Reason, Severity
 from lipdub.media.finish import CONTAINERS
 from lipdub.output_profiles import OutputProfile
 from lipdub.ranges import RANGE_PATTERN, check_characters, check_without_video
@@ -272,6 +273,9 @@ class JobOut(BaseModel):
     cast: list[dict] | None = Field(None, description="A cast's job: per shot, each person "
                                     "on screen, the character they were cast as (or none), "
                                     "the confidence and whether it was found or given")
+    version: int = Field(1, description="1, or the version number of a job made by "
+                         "re-running shots of another (base_job)")
+    base_job: str | None = None
     qc: dict | None = Field(None, description="The QC summary (flagged shots, flags, the "
                             "worst); the whole report: GET /v1/jobs/{id}/qc")
     review_copy: bool = Field(False, description="A review copy of the master is ready "
@@ -293,7 +297,8 @@ class JobOut(BaseModel):
                    cast=(job.work or {}).get("cast_report"),
                    source_format=(job.work or {}).get("source_format"),
                    review_copy="review" in (job.work or {}),
-                   qc=(job.work or {}).get("qc_summary"),
+                   qc=(job.work or {}).get("qc_summary"), version=job.version,
+                   base_job=job.base_job_id,
                    options=job.options, metadata=job.job_metadata, error_code=job.error_code,
                    error_message=job.error_message, timings=job.timings or {},
                    created_at=job.created_at, updated_at=job.updated_at,
@@ -365,6 +370,39 @@ class QCReportOut(BaseModel):
     summary: dict = Field(description="Flagged shots, counts per flag, the worst three")
     thresholds: dict
     shots: list[QCShotOut]
+
+
+class ReviewIn(_Strict):
+    shot: int = Field(ge=0, le=1_000_000)
+    face: str = Field("", max_length=64, description="A cast's character ('' for a dub's "
+                      "one face)")
+    decision: Decision
+    reason: Reason | None = Field(None, description="Why it was rejected (required then)")
+    severity: Severity | None = None
+    comment: str | None = Field(None, max_length=2000)
+
+
+class RerunOptions(_Strict):
+    engine: EngineName | None = None
+    face: str | None = Field(None, max_length=64, description="largest, center, an index "
+                             "or x,y,w,h")
+    identity: str | None = Field(None, max_length=64)
+
+
+class VersionCreate(_Strict):
+    shots: list[Annotated[int, Field(ge=0, le=1_000_000)]] = Field(
+        min_length=1, max_length=1000, description="The shots to re-run (every face in "
+        "them); the others are kept from this job's result")
+    options: RerunOptions = RerunOptions()
+
+
+class ReviewOut(BaseModel):
+    job: str
+    version: int
+    state: str = Field(description="pending | changes_requested | approved")
+    shots: list[dict] = Field(description="Each shot QC measured: frames, flags, and its "
+                              "current decision")
+    versions: list[dict] = Field(description="The job's line of versions, oldest first")
 
 
 class DeliveryOut(BaseModel):

@@ -180,6 +180,11 @@ class Job(Base):
     events: Mapped[list[JobEvent]] = relationship(back_populates="job",
                                                   order_by="JobEvent.id",
                                                   cascade="all, delete-orphan")
+    # A new version of a job (a reviewer re-ran some shots): the job it was made from,
+    # whose result gives every frame outside the re-run shots; 1 for a first version.
+    base_job_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"),
+                                                    index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # A parted stage's parts (a film's segments); read-only here (lipdub.jobs.parts).
     parts: Mapped[list[JobPart]] = relationship(order_by="JobPart.index", viewonly=True)
 
@@ -240,6 +245,26 @@ class Identity(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow,
                                                  onupdate=utcnow)
+
+
+class ShotReview(Base):
+    """A reviewer's decision on one shot of a job (one face of a cast's shot): the latest
+    row for a (job, shot, face) is the shot's current decision; older rows are its
+    history."""
+
+    __tablename__ = "shot_reviews"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    shot: Mapped[int] = mapped_column(Integer)
+    face: Mapped[str] = mapped_column(String(64), default="")
+    decision: Mapped[str] = mapped_column(String(16))  # lipdub.jobs.review.Decision
+    reason: Mapped[str | None] = mapped_column(String(32))  # lipdub.jobs.review.Reason
+    severity: Mapped[str | None] = mapped_column(String(16))
+    comment: Mapped[str | None] = mapped_column(Text)
+    # A decision carried over from the version this job was made from (an approved shot
+    # that was not re-run).
+    carried_from: Mapped[str | None] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class WebhookDelivery(Base):

@@ -27,6 +27,7 @@ from lipdub.jobs.notify import (
     deliver,
     due_deliveries,
     progress_message_for,
+    review_message_for,
     webhook_secret,
 )
 from lipdub.jobs.part_runner import PartOutcome, run_part
@@ -84,6 +85,14 @@ class JobContext:
             deliver(session, job, self.webhook_secret, self.http,
                     check_target=self.check_target,
                     message=progress_message_for(job, stage_done))
+
+    def notify_review(self, session: Session, job: Job, review: dict, serial: int) -> None:
+        """The review state changed: tell the job's receiver (best effort, like progress:
+        a later change supersedes it)."""
+        if job.webhook_url:
+            deliver(session, job, self.webhook_secret, self.http,
+                    check_target=self.check_target,
+                    message=review_message_for(job, review, serial))
 
     def check_inputs(self, video: Path, _audio: Path) -> None:
         check_media_limits(video, self.settings.max_input_seconds,

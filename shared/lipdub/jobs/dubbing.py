@@ -30,6 +30,7 @@ from lipdub.faces.select import FaceSelector
 from lipdub.jobs.cast_work import analysis_source, cast_faces, performers, stage_cast
 from lipdub.jobs.identities import load_restorer, restorer_from, training_progress
 from lipdub.jobs.inputs import InputKind, input_kind
+from lipdub.jobs.review import base_result
 from lipdub.jobs.runner import Stage, WorkContext, WorkResult, _suffix
 from lipdub.jobs.sound_work import make_sound
 from lipdub.jobs.workfiles import local_copies, work_key
@@ -177,6 +178,8 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
                              [c["character"] for c in options.get("cast") or []])
             ranges = parse_ranges(options["ranges"], info.fps, locate=lambda uri, what:
                                   ctx.local(_stage_input(ctx, uri, what.replace(" ", "-"))))
+        if options.get("base_job"):  # a new version: the earlier result fills the rest
+            ctx.work["base"] = base_result(ctx.session, ctx.job)
         make_sound(ctx, info, ranges)
         audio = ctx.local(ctx.work["audio"])
         check_inputs(video, audio)
@@ -234,6 +237,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         options = ctx.job.options
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         ranges = _ranges(options, video)
+        base = ctx.local(ctx.work["base"]) if "base" in ctx.work else None
         warnings = list(ctx.work.get("warnings", []))
         out = None
         if _master(options):
@@ -248,7 +252,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
                     stack.enter_context(closing(engine))
                 report = render_cast(video, audio, output, performers(ctx, engines),
                                      _sync(options), ctx.progress, None, span,
-                                     decoded_once(audio), ranges, out)
+                                     decoded_once(audio), ranges, out, base=base)
             report.warnings += warnings
             return report
         analysis = load_analysis(ctx.local(ctx.work["analysis"]))
@@ -261,7 +265,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
                                   ctx.progress, restorer, span, decoded_once(audio), ranges,
-                                  out)
+                                  out, base)
         report.warnings += warnings
         return report
 

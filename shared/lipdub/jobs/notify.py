@@ -58,6 +58,16 @@ def progress_message_for(job: Job, stage_done: str) -> tuple[str, str, bytes]:
     return f"msg_{job.id}_stage_{stage_done}", "job.progress", body
 
 
+def review_message_for(job: Job, review: dict, serial: int) -> tuple[str, str, bytes]:
+    """The job's review state changed (all approved, or changes requested)."""
+    body = json.dumps({"type": "job.review", "data": {
+        "id": job.id, "version": job.version, "review_state": review["state"],
+        "rejected_shots": [s["shot"] for s in review["shots"]
+                           if s["decision"] == "rejected"],
+        "metadata": job.job_metadata}}, sort_keys=True).encode()
+    return f"msg_{job.id}_review_{serial}", "job.review", body
+
+
 BATCH_COMPLETED = "batch.completed"
 
 

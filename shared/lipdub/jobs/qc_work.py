@@ -22,6 +22,8 @@ def measure_job(ctx: WorkContext, sync_mode: SyncMode, ranges: list | None,
     from lipdub.ranges import blend_weights, ranges_for
     from lipdub.sync import plan_sync
 
+    if ctx.job.options.get("base_job"):
+        ranges = None  # a version: outside its ranges is the earlier version's dub
     video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
     info = probe_video(video)
     sound = decoded_once(audio)
@@ -45,3 +47,6 @@ def measure_job(ctx: WorkContext, sync_mode: SyncMode, ranges: list | None,
     key = tenant_key(ctx.job.tenant_id, "results", ctx.job.id, "qc.json")
     ctx.store.put_file(key, path)
     ctx.work["qc"], ctx.work["qc_summary"] = key, report.summary()
+    # What review needs of each shot, on the job's record (the report may be large).
+    ctx.work["qc_shots"] = [{"shot": s.shot, "face": s.face, "start": s.start_frame,
+                             "stop": s.stop_frame, "flags": s.flags} for s in report.shots]

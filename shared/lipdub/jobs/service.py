@@ -75,11 +75,15 @@ def create_job(session: Session, tenant_id: str, request: JobRequest,
         if in_flight >= max_in_flight:
             session.rollback()
             raise TooManyJobsError(in_flight)
+    base = request.options.get("base_job")  # a new version of one of the tenant's jobs
+    base_job = get_job(session, tenant_id, base) if base else None
     job = Job(tenant_id=tenant_id, kind=request.kind, video_uri=request.video_uri,
               audio_uri=request.audio_uri,
               options=request.options, webhook_url=request.webhook_url,
               job_metadata=request.metadata or {}, idempotency_key=idempotency_key,
-              request_hash=fingerprint, state=JobState.QUEUED)
+              request_hash=fingerprint, state=JobState.QUEUED,
+              base_job_id=base_job.id if base_job else None,
+              version=base_job.version + 1 if base_job else 1)
     record_event(job, "job accepted")
     session.add(job)
     try:
