@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     allow_http_urls: bool = False
     url_allow_hosts: list[str] = []
     url_allow_networks: list[str] = []
+    # Signs the review console's sessions and forms; default: generated once into
+    # ~/.lipdub/console_secret (set one shared secret for several gateways).
+    console_secret: str | None = None
     webhook_secret: str | None = None  # default: generated once into ~/.lipdub/webhook_secret
 
 

@@ -13,6 +13,7 @@ from lipdub.config import Settings, get_settings
 from lipdub.db.session import upgrade
 from lipdub.jobs.manifest import MAX_MANIFEST_BYTES
 from lipdub_gateway.body_limit import BodyLimit
+from lipdub_gateway.console import install_console
 from lipdub_gateway.docs import documented_app
 from lipdub_gateway.errors import install_error_handlers
 from lipdub_gateway.metrics import RequestTimer
@@ -54,4 +55,5 @@ def create_app(settings: Settings | None = None, run_jobs: bool = True) -> FastA
     app.add_middleware(BodyLimit, limit_for=body_limit)
     for module in (health, jobs, reviews, uploads, identities, batches):
         app.include_router(module.router)
+    install_console(app)
     return app

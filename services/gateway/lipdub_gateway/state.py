@@ -13,6 +13,8 @@ from lipdub.config import Settings
 from lipdub.jobs.context import JobContext
 from lipdub.jobs.executor import InProcessExecutor
 from lipdub.jobs.keys import TenantRef
+from lipdub.jobs.notify import kept_secret
+from lipdub_gateway.console.session import ConsoleSessions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ class Gateway:
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
 
     def __post_init__(self) -> None:
+        self.console = ConsoleSessions(kept_secret(
+            self.settings.console_secret, self.settings.storage_dir.parent / "console_secret"))
         self.submitted = Counter("lipdub_jobs_submitted_total", "Jobs accepted",
                                  registry=self.registry)
         self.enqueue_failures = Counter(

@@ -8,6 +8,7 @@ import json
 import os
 import secrets
 from collections.abc import Callable
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,15 +26,21 @@ RETRY_SCHEDULE_S = [5, 300, 1800, 7200, 18000, 36000, 50400, 86400, 108000]
 
 def webhook_secret(configured: str | None, folder: Path) -> str:
     """The configured secret, or one generated once and kept in `folder` (mode 0600)."""
+    return kept_secret(configured, folder / "webhook_secret", "whsec_")
+
+
+def kept_secret(configured: str | None, path: Path, prefix: str = "") -> str:
+    """The configured secret, or one generated once into `path` (mode 0600): every process
+    on this machine shares it; several machines share a configured one."""
     if configured:
         return configured
-    path = folder / "webhook_secret"
     if not path.exists():
-        folder.mkdir(parents=True, exist_ok=True)
-        secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secret)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        secret = prefix + base64.b64encode(secrets.token_bytes(24)).decode()
+        with suppress(FileExistsError):  # another process made it first: use theirs
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as f:
+                f.write(secret)
     return path.read_text().strip()
 
 

@@ -1,27 +1,21 @@
 """Jobs: submit, read, list, cancel, fetch the result, and the webhook delivery log."""
 
-import tempfile
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, RedirectResponse
 from sqlalchemy import select
 
 from lipdub.db.models import JobState, WebhookDelivery
 from lipdub.jobs.service import JobRequest, list_jobs, request_cancel
-from lipdub.storage import LocalStore
 from lipdub_gateway.admission import admit
 from lipdub_gateway.deps import Caller, Db, IdempotencyKey, OwnedJob, State
+from lipdub_gateway.files import MEDIA_TYPES, stored_json, stored_response
 from lipdub_gateway.problems import Problem, problem_responses
 from lipdub_gateway.schemas import DeliveryOut, JobCreate, JobOut, JobPage, QCReportOut
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
                    responses=problem_responses(400, 401, 413, 422, 503))
-
-MEDIA_TYPES = {"mp4": "video/mp4", "mov": "video/quicktime", "mkv": "video/x-matroska",
-               "mxf": "application/mxf", "zip": "application/zip"}
 
 
 @router.post("", status_code=201, responses={
@@ -75,14 +69,9 @@ def result(job: OwnedJob, state: State,
     if key is None:
         raise Problem(404, "No review copy", f"Job '{job.id}' made no review copy (ask "
                       "for one with options.review_copy).", "no_review_copy")
-    store = state.context.store
-    if isinstance(store, LocalStore):
-        extension = key.rsplit(".", 1)[-1]
-        return FileResponse(store.local_path(key),
-                            media_type=MEDIA_TYPES.get(extension, "application/octet-stream"),
-                            filename=f"{job.id}{'-review' if copy == 'review' else ''}"
-                                     f".{extension}")
-    return RedirectResponse(store.url(key), status_code=307)
+    return stored_response(state.context.store, key,
+                           f"{job.id}{'-review' if copy == 'review' else ''}"
+                           f".{key.rsplit('.', 1)[-1]}")
 
 
 @router.get("/{job_id}/qc", responses=problem_responses(404, 409))
@@ -96,10 +85,7 @@ def qc(job: OwnedJob, state: State) -> QCReportOut:
                           "jobs and failed jobs have none).", "no_qc")
         raise Problem(409, "No QC report yet", f"Job '{job.id}' is {job.state}; QC runs "
                       "after the encode stage.", "no_qc_yet")
-    with tempfile.TemporaryDirectory(prefix="lipdub-qc-") as folder:
-        path = Path(folder) / "qc.json"
-        state.context.store.get_file(key, path)
-        return QCReportOut.model_validate_json(path.read_bytes())
+    return QCReportOut.model_validate_json(stored_json(state.context.store, key))
 
 
 @router.get("/{job_id}/webhooks", responses=problem_responses(404))
