@@ -3,6 +3,7 @@ asserted). Each measurement runs in a fresh process so its peak RSS is its own.
 
     .venv/bin/python benchmarks/bench_dub.py --engine warp --seconds 20 --longer 10
     .venv/bin/python benchmarks/bench_dub.py --engine wav2lip --seconds 20 --longer 10
+    .venv/bin/python benchmarks/bench_dub.py --seconds 20 --longer 1 --qc   # QC's cost
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ class FirstFrame:
 
 
 def child(video: Path, audio: Path, engine_name: str, checkpoint: str | None,
-          cpu_runtime: str) -> None:
+          cpu_runtime: str, qc: bool = False) -> None:
     """Runs inside the measured process: what `lipdub dub` does (its imports, the input
     check before any model loads, the engine, the dub), then its figures as JSON."""
     import lipdub.cli  # noqa: F401 - the command line's own import cost
@@ -69,7 +70,10 @@ def child(video: Path, audio: Path, engine_name: str, checkpoint: str | None,
         engine = build_engine(engine_name, Path(checkpoint) if checkpoint else None,
                               cpu_runtime=cpu_runtime)
         first = FirstFrame()
-        report = dub(video, audio, output, engine, progress=first)
+        from lipdub.qc.thresholds import QCThresholds
+
+        report = dub(video, audio, output, engine, progress=first,
+                     qc=QCThresholds() if qc else None)
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the parent.
     peak_kib = next(int(line.split()[1])
                     for line in Path("/proc/self/status").read_text().splitlines()
@@ -85,9 +89,9 @@ def child(video: Path, audio: Path, engine_name: str, checkpoint: str | None,
 
 
 def measure(video: Path, audio: Path, engine: str, checkpoint: str | None,
-            cpu_runtime: str = "auto") -> dict:
+            cpu_runtime: str = "auto", qc: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", str(video), str(audio), "--engine", engine,
-           "--cpu-runtime", cpu_runtime]
+           "--cpu-runtime", cpu_runtime, *(["--qc"] if qc else [])]
     if checkpoint:
         cmd += ["--checkpoint", checkpoint]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
@@ -128,10 +132,13 @@ def main() -> None:
     parser.add_argument("--cpu-runtime", default="auto",
                         help="auto | torch | torch-bf16 | onnxruntime (wav2lip on CPU)")
     parser.add_argument("--work", type=Path, default=Path("out/bench"))
+    parser.add_argument("--qc", action="store_true",
+                        help="each clip dubbed twice, without and with the QC pass")
     parser.add_argument("--child", nargs=2, type=Path)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], args.child[1], args.engine, args.checkpoint, args.cpu_runtime)
+        child(args.child[0], args.child[1], args.engine, args.checkpoint, args.cpu_runtime,
+              args.qc)
         return
 
     args.work.mkdir(parents=True, exist_ok=True)
@@ -150,6 +157,12 @@ def main() -> None:
               f"(made in {time.perf_counter() - started:.0f} s)")
         results.append(measure(video, audio, args.engine, checkpoint, args.cpu_runtime))
         show(f"{args.engine}, {seconds:g} s clip", results[-1])
+        if args.qc:
+            checked = measure(video, audio, args.engine, checkpoint, args.cpu_runtime, True)
+            show(f"{args.engine}, {seconds:g} s clip, with QC", checked)
+            plain, with_qc = (r["frames"] / r["seconds"] for r in (results[-1], checked))
+            print(f"QC: {plain:.1f} -> {with_qc:.1f} frames/s end to end "
+                  f"(+{checked['seconds'] - results[-1]['seconds']:.1f} s)")
     if len(results) == 2:
         a, b = results
         print(f"\npeak RSS {a['peak_rss_mib']:.0f} MiB at {lengths[0]:g} s vs "

@@ -11,7 +11,7 @@ from lipdub_gateway.reviewing import decide, new_version
 from lipdub_gateway.schemas import JobOut, ReviewIn, ReviewOut, VersionCreate
 
 router = APIRouter(prefix="/v1/jobs", tags=["review"],
-                   responses=problem_responses(401, 404, 422))
+                   responses=problem_responses(400, 401, 404, 413, 422, 503))
 
 
 @router.get("/{job_id}/review")
