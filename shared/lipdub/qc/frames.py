@@ -4,6 +4,7 @@ face measured on both (Face Mesh lips, the changed region's edge and colour)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from lipdub.progress import NullProgress, ProgressSink
 from lipdub.qc.measures import blend_measures
 
 _LIPS = OUTER_UPPER + OUTER_LOWER
+# The blend is measured on every other frame: a shot's seam and colour are medians, which
+# half the frames give as well (and it was half the QC pass's time).
+BLEND_EVERY = 2
 
 
 @dataclass
@@ -83,7 +87,8 @@ def measure_dub(source: VideoInfo, dub: Path, source_indices: np.ndarray,
     starts = [track.shot_starts for track in tracks]  # computed per call: once here
     sources: Iterator[np.ndarray] = iter_frames_looped(source, iter(source_indices[:frames]))
     try:
-        with closing(iter_frames(probe_video(dub))) as dubs:
+        with closing(iter_frames(probe_video(dub))) as dubs, \
+                ThreadPoolExecutor(1, thread_name_prefix="lipdub-qc") as side:
             for k, (original, result) in enumerate(zip(sources, dubs, strict=False)):
                 if k >= frames:
                     break
@@ -97,7 +102,8 @@ def measure_dub(source: VideoInfo, dub: Path, source_indices: np.ndarray,
                     if box is None:
                         continue
                     restart = bool(starts[face][s]) or s - previous != 1
-                    _measure_face(series[face], k, original, result, box, lips[face], restart)
+                    _measure_face(series[face], k, original, result, box, lips[face], restart,
+                                  side)
                 previous = s
                 progress.advance("qc")
     finally:
@@ -110,15 +116,19 @@ def measure_dub(source: VideoInfo, dub: Path, source_indices: np.ndarray,
 
 def _measure_face(series: FaceSeries, k: int, original: np.ndarray, result: np.ndarray,
                   box: tuple[int, int, int, int], lips: tuple[_Lips, _Lips],
-                  restart: bool) -> None:
+                  restart: bool, side: ThreadPoolExecutor) -> None:
     series.dubbed[k] = True
-    for rgb, tracker, opening, mouth in ((result, lips[0], series.open_dub, series.mouth_dub),
-                                         (original, lips[1], series.open_src,
-                                          series.mouth_src)):
-        shape = tracker.measure(rgb, box, restart)
+    # The source's face on a second thread (Face Mesh lets go of Python's lock) while
+    # this one measures the dub's.
+    source_shape = side.submit(lips[1].measure, original, box, restart)
+    for shape, opening, mouth in ((lips[0].measure(result, box, restart), series.open_dub,
+                                   series.mouth_dub),
+                                  (source_shape.result(), series.open_src, series.mouth_src)):
         if shape is not None:
             opening[k] = shape.lip_gap() / max(shape.eye_distance, 1e-6)
             mouth[k] = _mouth_in_face(shape)
+    if k % BLEND_EVERY:
+        return
     x0, y0, x1, y1 = box
     blend = blend_measures(result[y0:y1, x0:x1], original[y0:y1, x0:x1])
     if blend is not None:

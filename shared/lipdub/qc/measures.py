@@ -107,7 +107,7 @@ def blend_measures(dub: np.ndarray, source: np.ndarray) -> tuple[Blend, Blend] |
     grey_dub = cv2.cvtColor(dub, cv2.COLOR_RGB2GRAY).astype(np.float32)
     grey_src = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY).astype(np.float32)
     # Changed in any channel: a tint can leave the grey level as it was.
-    difference = np.abs(dub.astype(np.float32) - source.astype(np.float32)).max(axis=2)
+    difference = cv2.absdiff(dub, source).max(axis=2)
     changed = cv2.GaussianBlur(difference, (0, 0), 2.0) > CHANGED_LEVEL
     region = _filled_largest(changed)
     if region is None or region.mean() < MIN_REGION_SHARE:

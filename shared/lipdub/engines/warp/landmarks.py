@@ -61,16 +61,26 @@ def refine_lower_lip(frame: np.ndarray, shape: FaceShape) -> FaceShape:
     """Face Mesh's prior pulls the lower inner lip up on wide-open mouths. Move each lower
     inner point down to the cavity's visible bottom edge (dark above, lip below), so that
     closing the mouth really closes all of it."""
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY).astype(np.float32)
     points = shape.points.copy()
     down, eye = shape.down_axis, shape.eye_distance
     reach = int(max(3, 0.15 * eye))
     steps = np.arange(-reach // 3, reach + 1, dtype=np.float32)
+    # Only the mouth's surroundings in grey (every sample lies within `reach` of a lip
+    # point): a whole 720p frame's conversion cost more than the search itself.
+    lips = points[INNER_UPPER + INNER_LOWER + OUTER_LOWER]
+    h, w = frame.shape[:2]
+    x0, y0 = (max(0, int(v) - reach - 2) for v in lips.min(axis=0))
+    x1, y1 = min(w, int(lips[:, 0].max()) + reach + 3), min(h, int(lips[:, 1].max()) + reach + 3)
+    if x1 <= x0 or y1 <= y0:
+        return shape
+    grey = cv2.cvtColor(np.ascontiguousarray(frame[y0:y1, x0:x1]),
+                        cv2.COLOR_RGB2GRAY).astype(np.float32)
+    origin = np.array([x0, y0], np.float32)
     for upper, lower, outer in zip(INNER_UPPER[1:-1], INNER_LOWER, OUTER_LOWER, strict=True):
         gap = float((points[lower] - points[upper]) @ down)
         if gap < 0.04 * eye:
             continue  # closed here: nothing to find
-        line = points[lower][None, :] + steps[:, None] * down[None, :]
+        line = points[lower][None, :] - origin + steps[:, None] * down[None, :]
         profile = cv2.remap(grey, line[:, 0:1].copy(), line[:, 1:2].copy(),
                             cv2.INTER_LINEAR).reshape(-1)
         darkest = int(np.argmin(profile[: len(profile) // 2 + 1]))
