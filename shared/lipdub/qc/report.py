@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lipdub.qc.measures import jitter, pause_closure, sync_estimate
+from lipdub.qc.measures import closed_level, jitter, pause_closure, sync_estimate
 from lipdub.qc.thresholds import Flag, QCThresholds
 
 if TYPE_CHECKING:
@@ -62,7 +62,8 @@ def shot_qc(series: FaceSeries, frames: slice, shot: int, face: str, new_level: 
     reference = _sync(series.open_src[frames], original_level[frames]) \
         if original_level is not None else {"offset_frames": None, "correlation": None,
                                             "frames": 0}
-    closure = pause_closure(open_dub, new_level[frames], fps, t.mouth_closed_below)
+    closure = pause_closure(open_dub, new_level[frames], fps,
+                            closed_level(series.open_src[frames], t.mouth_closed_below))
     seam = (_median(series.seam_dub[frames]), _median(series.seam_src[frames]))
     colour = (_median(series.colour_dub[frames]), _median(series.colour_src[frames]))
     shake = (jitter(series.mouth_dub[frames]), jitter(series.mouth_src[frames]))

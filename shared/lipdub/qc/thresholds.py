@@ -33,4 +33,4 @@ class QCThresholds:
     # The blend edge's gradient (grey levels a pixel) beyond the source's at the same place.
     seam_max_added: float = 1.0
     colour_max_delta: float = 4.0  # chroma contrast added by the dub (CIE76 a*b* units)
-    jitter_max_ratio: float = 2.0  # mouth shake over the source's
+    jitter_max_ratio: float = 2.5  # mouth shake over the source's
