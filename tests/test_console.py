@@ -45,7 +45,7 @@ def test_sign_in_forms_and_isolation(tmp_path: Path, talking_clip: Path,
     url, _, key = embedded_database(tmp_path)
     with session_factory(url)() as session:
         _, other_key = create_key(session, "studio-other")
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store")
+    settings = Settings(database_url=url, storage_dir=tmp_path / "store", qc_enabled=True)
     with TestClient(create_app(settings)) as client, \
             TestClient(create_app(settings, run_jobs=False)) as intruder:
         auth = {"Authorization": f"Bearer {key}"}
@@ -114,7 +114,7 @@ def test_a_reviewer_signs_in_watches_rejects_reruns_and_approves_in_a_browser(
     url, _, key = embedded_database(tmp_path)
     # Strict thresholds: every shot is flagged (jitter), as a reviewer would meet them.
     settings = Settings(database_url=url, storage_dir=tmp_path / "store",
-                        qc_thresholds=QCThresholds(jitter_max_ratio=0.01))
+                        qc_enabled=True, qc_thresholds=QCThresholds(jitter_max_ratio=0.01))
     auth = {"Authorization": f"Bearer {key}"}
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with live_gateway(settings, run_jobs=True) as base, \

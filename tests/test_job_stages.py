@@ -23,7 +23,7 @@ def test_stages_hand_off_and_resume_after_a_dead_worker(tmp_path: Path, talking_
     url, tenant_id, _ = embedded_database(tmp_path)
     # Inputs are URLs the platform fetches: http to loopback is allowed here for the test.
     settings = Settings(database_url=url, storage_dir=tmp_path / "store", job_lease_s=1.0,
-                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"], qc_enabled=True)
     context = JobContext.from_settings(settings)
     store: LocalStore = context.store
     ran: list[str] = []
@@ -135,7 +135,7 @@ def test_stages_declare_progress_and_the_engine_is_chosen_once(
     url, tenant_id, _ = embedded_database(tmp_path)
     settings = Settings(database_url=url, storage_dir=tmp_path / "store",
                         wav2lip_checkpoint=random_wav2lip_checkpoint, allow_http_urls=True,
-                        url_allow_hosts=["127.0.0.1"])
+                        url_allow_hosts=["127.0.0.1"], qc_enabled=True)
     context = JobContext.from_settings(settings)
     plan = context.plans()["dub"]
     spans = progress_spans([s for s in plan if s.name != "identity"])

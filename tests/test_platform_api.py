@@ -35,7 +35,8 @@ def platform(request: pytest.FixtureRequest, tmp_path: Path):
     url = (f"sqlite:///{tmp_path / 'lipdub.db'}" if request.param == "sqlite"
            else _postgres_url())
     settings = Settings(database_url=url, storage_dir=tmp_path / "store",
-                        max_upload_bytes=5_000_000, identity_dir=tmp_path / "ids")
+                        max_upload_bytes=5_000_000, identity_dir=tmp_path / "ids",
+                        qc_enabled=True)
     upgrade(url)
     with session_factory(url)() as session:
         _, key_a = create_key(session, "studio-a")
@@ -198,14 +199,19 @@ class _Receiver:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
-def test_signed_webhook_on_completion_and_redelivery(tmp_path: Path, talking_clip: Path,
-                                                     short_voice: Path) -> None:
-    secret = "whsec_" + __import__("base64").b64encode(b"0123456789abcdef0123").decode()
-    receiver = _Receiver(secret)
+def hooked_platform(tmp_path: Path, seed: bytes) -> tuple[_Receiver, Settings, dict]:
+    """An embedded platform whose webhooks are signed with a secret made from `seed` and
+    may reach a loopback receiver: (the receiver, the settings, the tenant's auth header)."""
+    secret = "whsec_" + __import__("base64").b64encode(seed).decode()
     url, _, key = embedded_database(tmp_path)
     settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=secret,
-                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
-    auth = {"Authorization": f"Bearer {key}"}
+                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"], qc_enabled=True)
+    return _Receiver(secret), settings, {"Authorization": f"Bearer {key}"}
+
+
+def test_signed_webhook_on_completion_and_redelivery(tmp_path: Path, talking_clip: Path,
+                                                     short_voice: Path) -> None:
+    receiver, settings, auth = hooked_platform(tmp_path, b"0123456789abcdef0123")
     with TestClient(create_app(settings)) as client:
         video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
         job_id = client.post("/v1/jobs", headers=auth, json={
@@ -516,12 +522,7 @@ def test_restore_auto_trains_on_the_footage_and_the_gate_decides(tmp_path: Path,
 
 def test_progress_webhooks_when_asked(tmp_path: Path, talking_clip: Path,
                                       short_voice: Path) -> None:
-    secret = "whsec_" + __import__("base64").b64encode(b"progress-secret-0123").decode()
-    receiver = _Receiver(secret)
-    url, _, key = embedded_database(tmp_path)
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=secret,
-                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
-    auth = {"Authorization": f"Bearer {key}"}
+    receiver, settings, auth = hooked_platform(tmp_path, b"progress-secret-0123")
     with TestClient(create_app(settings)) as client:
         video, audio = _upload(client, auth, talking_clip), _upload(client, auth, short_voice)
         job_id = client.post("/v1/jobs", headers=auth, json={

@@ -35,7 +35,8 @@ def celery_platform(tmp_path: Path):
            "LIPDUB_BROKER_URL": broker, "LIPDUB_EXECUTOR": "celery",
            "LIPDUB_BROKER_VISIBILITY_TIMEOUT_S": "3", "LIPDUB_JOB_LEASE_S": "3",
            "LIPDUB_ALLOW_HTTP_URLS": "true",
-           "LIPDUB_URL_ALLOW_HOSTS": '["127.0.0.1"]', "LIPDUB_WEBHOOK_SECRET": SECRET}
+           "LIPDUB_URL_ALLOW_HOSTS": '["127.0.0.1"]', "LIPDUB_WEBHOOK_SECRET": SECRET,
+           "LIPDUB_QC_ENABLED": "true"}
     workers: list[subprocess.Popen] = []
 
     def start_worker() -> subprocess.Popen:
@@ -49,7 +50,7 @@ def celery_platform(tmp_path: Path):
     start_worker()
     settings = Settings(database_url=url, storage_dir=tmp_path / "s", broker_url=broker,
                         executor="celery", allow_http_urls=True, url_allow_hosts=["127.0.0.1"],
-                        webhook_secret=SECRET)
+                        webhook_secret=SECRET, qc_enabled=True)
     try:
         with TestClient(create_app(settings)) as client:
             yield client, {"Authorization": f"Bearer {key}"}, start_worker, workers
@@ -206,7 +207,7 @@ def test_production_stack_end_to_end(tmp_path: Path, samples, short_voice: Path,
     common = {"database_url": url, "broker_url": broker, "executor": "celery",
               "s3_bucket": "films", "s3_endpoint_url": endpoint, "webhook_secret": SECRET,
               "allow_http_urls": True, "url_allow_hosts": ["127.0.0.1"],
-              "s3_input_grants": {"studio": ["films/incoming"]}}
+              "s3_input_grants": {"studio": ["films/incoming"]}, "qc_enabled": True}
     env = {**os.environ, **{f"LIPDUB_{k.upper()}": v if isinstance(v, str) else json.dumps(v)
                             for k, v in common.items()}}
     worker = subprocess.Popen(

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 from fastapi.testclient import TestClient
 
-from lipdub.config import Settings
 from lipdub.media.decode import iter_frames
 from lipdub.media.probe import probe_video
 from lipdub.samples.dialogue import Dialogue
 from lipdub_gateway.app import create_app
-from tests.test_platform_api import _Receiver, _upload, _wait, embedded_database
+from tests.test_platform_api import _upload, _wait, hooked_platform
 
 
 def _frames(path: Path) -> np.ndarray:
@@ -27,12 +26,7 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_review_a_dub_shot_by_shot_and_rerun_a_rejected_shot(
         tmp_path: Path, dialogue: Dialogue, new_voice: Path) -> None:
-    secret = "whsec_" + __import__("base64").b64encode(b"review-secret-012345").decode()
-    receiver = _Receiver(secret)
-    url, _, key = embedded_database(tmp_path)
-    settings = Settings(database_url=url, storage_dir=tmp_path / "store", webhook_secret=secret,
-                        allow_http_urls=True, url_allow_hosts=["127.0.0.1"])
-    auth = {"Authorization": f"Bearer {key}"}
+    receiver, settings, auth = hooked_platform(tmp_path, b"review-secret-012345")
     with TestClient(create_app(settings)) as client:
         video, audio = _upload(client, auth, dialogue.path), _upload(client, auth, new_voice)
         first = client.post("/v1/jobs", headers=auth, json={
@@ -110,7 +104,7 @@ def test_review_a_dub_shot_by_shot_and_rerun_a_rejected_shot(
         assert _psnr(results[0][outside], results[1][outside]) > 40
 
         # Another tenant reaches none of it.
-        other = {"X-API-Key": _other_key(url)}
+        other = {"X-API-Key": _other_key(settings.database_url)}
         for path in (f"/v1/jobs/{first['id']}/review",):
             assert client.get(path, headers=other).status_code == 404
         assert client.post(f"/v1/jobs/{first['id']}/reviews", headers=other,

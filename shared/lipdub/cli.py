@@ -115,6 +115,11 @@ def print_qc(qc) -> None:  # noqa: ANN001 - a QCReport
     out.print(table)
 
 
+def _measuring(qc: bool | None) -> bool:
+    """--qc / --no-qc, else the configuration (LIPDUB_QC_ENABLED, on by default)."""
+    return get_settings().qc_enabled if qc is None else qc
+
+
 def _figure(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -177,7 +182,7 @@ def dub(
         "--qc/--no-qc", help="Measure the dub's sync, pauses, seam, colour and jitter per "
                              "shot after it is written (default) and print the worst "
                              "shots; --qc also writes them all to OUTPUT.qc.json; --no-qc "
-                             "skips the measuring.")] = None,
+                             "skips the measuring (default: LIPDUB_QC_ENABLED, on).")] = None,
 ) -> None:
     """Re-sync the lips in VIDEO to AUDIO (or each character's face to their own line,
     with --cast) and write OUTPUT."""
@@ -206,7 +211,7 @@ def dub(
 
             report = dub_cast_command(video, audio, output, cast or [], cast_file, engine,
                                       wav2lip_checkpoint, sync_mode, device, cpu_runtime,
-                                      dub_range, out_plan, qc is not False)
+                                      dub_range, out_plan, _measuring(qc))
         else:
             ranges = parse_cli_ranges(dub_range, video) if dub_range else None
             if audio is None and not any(r.audio for r in ranges or []):
@@ -221,7 +226,7 @@ def dub(
             restorer = _restorer(identity, restore, video, face, device)
             report = run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode,
                              face, device, preview, restorer, cpu_runtime, ranges, out_plan,
-                             qc is not False)
+                             _measuring(qc))
         if qc and report.qc is not None:
             from lipdub.qc.report import qc_path_for, write_report
 

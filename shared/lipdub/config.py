@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     # Training steps for an identity's restorer (`--restore auto` uses the same).
     restore_steps: int = 2000
     restore_batch_size: int = 8
+    # QC after every dub (the CLI's and every job's); off: no qc stage, no report.
+    qc_enabled: bool = True
     # When QC flags a shot (JSON, e.g. '{"sync_offset_frames": 2}'); the defaults and the
     # measurements behind them: lipdub.qc.report and benchmarks/RESULTS.md.
     qc_thresholds: QCThresholds = QCThresholds()

@@ -381,6 +381,6 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             Stage("lip-sync", lip_sync, phases=(("lip-sync", 57),), split=segments,
                   part=segment),
             Stage("encode", encode, phases=(("encode", 6), ("upload", 1))),
-            Stage("qc", qc, applies=lambda job: not _patches(job.options or {}),
-                  phases=(("qc", 15),)),
+            Stage("qc", qc, applies=lambda job: settings.qc_enabled
+                  and not _patches(job.options or {}), phases=(("qc", 15),)),
             Stage("publish", publish)]
