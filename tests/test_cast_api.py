@@ -139,7 +139,8 @@ def test_ranges_with_their_own_lines_and_characters(
 def test_a_long_cast_job_renders_in_segments(tmp_path: Path, dialogue: Dialogue,
                                               new_lines: tuple[Path, Path], site) -> None:  # noqa: ANN001
     """A cast's job on film-scale settings: its lip-sync stage is split into segments, each
-    rendering every character's face, joined into the whole scene with its sound."""
+    rendering every character's face, joined into the whole scene with its sound; its QC
+    too, each part measuring its frames, joined into one report."""
     from sqlalchemy import select
 
     from lipdub.config import Settings
@@ -150,7 +151,7 @@ def test_a_long_cast_job_renders_in_segments(tmp_path: Path, dialogue: Dialogue,
 
     url, tenant_id, _ = embedded_database(tmp_path)
     settings = Settings(database_url=url, storage_dir=tmp_path / "store", allow_http_urls=True,
-                        url_allow_hosts=["127.0.0.1"], segment_seconds=3.0)
+                        url_allow_hosts=["127.0.0.1"], segment_seconds=3.0, qc_enabled=True)
     context = JobContext.from_settings(settings)
     for name, path in (("scene.mp4", dialogue.path), ("anna.wav", new_lines[0]),
                        ("ben.wav", new_lines[1])):
@@ -165,7 +166,14 @@ def test_a_long_cast_job_renders_in_segments(tmp_path: Path, dialogue: Dialogue,
     with context.sessions() as session:
         job = session.get(Job, job_id)
         parts = list(session.scalars(select(JobPart).where(JobPart.job_id == job_id)))
-        assert len(parts) >= 3 and job.timings["segments"] == len(parts)
+        segments = [p for p in parts if p.stage == "lip-sync"]
+        assert len(segments) >= 3 and job.timings["segments"] == len(segments)
+        # QC in three parts of 75 frames, joined: every character in every shot.
+        assert sorted((p.spec["start"], p.spec["stop"]) for p in parts if p.stage == "qc") \
+            == [(0, 75), (75, 150), (150, 225)]
+        assert {(s["shot"], s["face"]) for s in job.work["qc_shots"]} == \
+            {(shot, name) for shot in range(3) for name in ("anna", "ben")}
+        assert not any(context.store.exists(p.spec["key"]) for p in parts)  # cleaned up
         assert job.timings["face_frames"] == job.timings["output_frames"] == 225
         assert len(job.work["cast_report"]) == 6
         out = tmp_path / "result.mp4"

@@ -367,6 +367,18 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         measure_job(ctx, _sync(ctx.job.options), _ranges(ctx.job.options, video),
                     settings.qc_thresholds)
 
+    def qc_split(ctx: WorkContext) -> list[dict] | None:
+        """A film's QC in parts of a segment's length, on any number of workers."""
+        from lipdub.jobs.qc_work import qc_parts
+
+        return qc_parts(ctx, _sync(ctx.job.options), settings.segment_seconds)
+
+    def qc_part(ctx: WorkContext, spec: dict) -> dict:
+        from lipdub.jobs.qc_work import qc_part as measure_part
+
+        video = ctx.local(ctx.work["video"])
+        return measure_part(ctx, spec, _sync(ctx.job.options), _ranges(ctx.job.options, video))
+
     def publish(ctx: WorkContext) -> WorkResult:
         for key in ctx.work.get("owned", []):
             ctx.store.delete(key)
@@ -382,5 +394,6 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
                   part=segment),
             Stage("encode", encode, phases=(("encode", 6), ("upload", 1))),
             Stage("qc", qc, applies=lambda job: settings.qc_enabled
-                  and not _patches(job.options or {}), phases=(("qc", 15),)),
+                  and not _patches(job.options or {}), phases=(("qc", 15),),
+                  split=qc_split, part=qc_part),
             Stage("publish", publish)]

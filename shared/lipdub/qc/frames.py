@@ -53,6 +53,26 @@ class FaceSeries:
                    np.zeros(frames, bool))
 
 
+def save_series(series: list[FaceSeries], path: Path) -> None:
+    np.savez_compressed(path, **{f"{i}.{name}": getattr(one, name)
+                                 for i, one in enumerate(series)
+                                 for name in FaceSeries.__dataclass_fields__})
+
+
+def load_series(path: Path) -> list[FaceSeries]:
+    with np.load(path) as data:
+        faces = sorted({int(key.split(".")[0]) for key in data.files})
+        return [FaceSeries(**{name: data[f"{i}.{name}"]
+                              for name in FaceSeries.__dataclass_fields__}) for i in faces]
+
+
+def joined(parts: list[list[FaceSeries]]) -> list[FaceSeries]:
+    """The series of consecutive parts as one."""
+    return [FaceSeries(**{name: np.concatenate([getattr(part[face], name) for part in parts])
+                          for name in FaceSeries.__dataclass_fields__})
+            for face in range(len(parts[0]))] if parts else []
+
+
 def _mouth_in_face(shape: FaceShape) -> np.ndarray:
     offset = shape.points[_LIPS].mean(axis=0) - shape.points[NOSE_TIP]
     eye = max(shape.eye_distance, 1e-6)
@@ -72,26 +92,35 @@ class _Lips:
         return self.tracker.measure(rgb, box)
 
 
+def measured_frames(dub: Path, source_indices: np.ndarray) -> int:
+    """How many output frames QC measures: the dub's, at most the plan's."""
+    return min(len(source_indices), probe_video(dub).frame_count)
+
+
 def measure_dub(source: VideoInfo, dub: Path, source_indices: np.ndarray,
                 tracks: list[FaceTrack], dubbed: list[np.ndarray | None] | None = None,
-                progress: ProgressSink | None = None) -> list[FaceSeries]:
-    """Each face's series over the dub's frames. `source_indices`: the source frame of
-    each output frame (the sync plan's); `dubbed`: per face, the output frames it was
-    re-synced on (None: wherever it is on screen)."""
+                progress: ProgressSink | None = None,
+                span: range | None = None) -> list[FaceSeries]:
+    """Each face's series over the dub's frames (or the output frames `span`: a part of a
+    film, measured on any worker; the parts' series, joined, are the whole film's).
+    `source_indices`: the source frame of each output frame (the sync plan's); `dubbed`:
+    per face, the output frames it was re-synced on (None: wherever it is on screen)."""
     progress = progress or NullProgress()
-    frames = min(len(source_indices), probe_video(dub).frame_count)
-    series = [FaceSeries.empty(frames) for _ in tracks]
+    span = span or range(measured_frames(dub, source_indices))
+    series = [FaceSeries.empty(len(span)) for _ in tracks]
     lips = [(_Lips(), _Lips()) for _ in tracks]
-    progress.start("qc", frames)
+    progress.start("qc", len(span))
     previous = -2
     starts = [track.shot_starts for track in tracks]  # computed per call: once here
-    sources: Iterator[np.ndarray] = iter_frames_looped(source, iter(source_indices[:frames]))
+    sources: Iterator[np.ndarray] = iter_frames_looped(
+        source, iter(source_indices[span.start:span.stop]))
     try:
-        with closing(iter_frames(probe_video(dub))) as dubs, \
+        with closing(iter_frames(probe_video(dub), start=span.start)) as dubs, \
                 ThreadPoolExecutor(1, thread_name_prefix="lipdub-qc") as side:
-            for k, (original, result) in enumerate(zip(sources, dubs, strict=False)):
-                if k >= frames:
+            for j, (original, result) in enumerate(zip(sources, dubs, strict=False)):
+                if j >= len(span):
                     break
+                k = span.start + j
                 s = int(source_indices[k])
                 for face, track in enumerate(tracks):
                     wanted = dubbed[face] if dubbed is not None else None
@@ -102,7 +131,7 @@ def measure_dub(source: VideoInfo, dub: Path, source_indices: np.ndarray,
                     if box is None:
                         continue
                     restart = bool(starts[face][s]) or s - previous != 1
-                    _measure_face(series[face], k, original, result, box, lips[face], restart,
+                    _measure_face(series[face], j, original, result, box, lips[face], restart,
                                   side)
                 previous = s
                 progress.advance("qc")

@@ -12,7 +12,7 @@ from lipdub.faces.speaking import loudness
 from lipdub.faces.track import FaceTrack
 from lipdub.media.probe import VideoInfo
 from lipdub.progress import ProgressSink
-from lipdub.qc.frames import measure_dub
+from lipdub.qc.frames import FaceSeries, measure_dub
 from lipdub.qc.report import QCReport, build_report
 from lipdub.qc.thresholds import QCThresholds
 from lipdub.sync import SyncPlan
@@ -33,9 +33,23 @@ def check_dub(source: VideoInfo, dub: Path, plan: SyncPlan, faces: list[DubbedFa
               thresholds: QCThresholds, original: Samples | None = None,
               progress: ProgressSink | None = None, passthrough_frames: int = 0) -> QCReport:
     """`original`: the source's own sound (16 kHz), for the reference sync of each shot."""
+    series = measure_faces(source, dub, plan, faces, progress)
+    return report_of(series, source, plan, faces, thresholds, original, passthrough_frames)
+
+
+def measure_faces(source: VideoInfo, dub: Path, plan: SyncPlan, faces: list[DubbedFace],
+                  progress: ProgressSink | None = None,
+                  span: range | None = None) -> list[FaceSeries]:
+    """The QC pass over the output (or its frames `span`, a part of a film)."""
     dubbed = [None if f.weights is None else f.weights > 0 for f in faces]
-    series = measure_dub(source, dub, plan.source_indices, [f.track for f in faces], dubbed,
-                         progress)
+    return measure_dub(source, dub, plan.source_indices, [f.track for f in faces], dubbed,
+                       progress, span)
+
+
+def report_of(series: list[FaceSeries], source: VideoInfo, plan: SyncPlan,
+              faces: list[DubbedFace], thresholds: QCThresholds,
+              original: Samples | None = None, passthrough_frames: int = 0) -> QCReport:
+    """The report from the whole output's series (one pass's, or its parts' joined)."""
     frames = len(series[0].dubbed) if series else 0
     indices = plan.source_indices[:frames]
     fps = float(source.fps)
