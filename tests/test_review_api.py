@@ -72,11 +72,13 @@ def test_review_a_dub_shot_by_shot_and_rerun_a_rejected_shot(
             r = client.post(f"/v1/jobs/{first['id']}/versions", headers=auth, json=body)
             assert r.status_code == 422, (body, r.text)
         r = client.post(f"/v1/jobs/{first['id']}/versions", headers=auth,
-                        json={"shots": [1], "options": {"engine": "warp", "face": "center"}})
+                        json={"shots": [1], "options": {"engine": "warp", "face": "center",
+                                                        "blend": "soft"}})
         assert r.status_code == 201, r.text
         second = _wait(client, auth, r.json()["id"])
         assert second["state"] == "succeeded", second
         assert (second["version"], second["base_job"]) == (2, first["id"])
+        assert (second["options"]["blend"], second["options"]["face"]) == ("soft", "center")
         shot = next(s for s in review["shots"] if s["shot"] == 1)
         kept = first["timings"]["output_frames"] - (shot["stop"] - shot["start"])
         assert second["timings"]["outside_ranges"] == kept  # taken from version 1

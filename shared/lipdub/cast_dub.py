@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lipdub.audio.samples import decoded_samples
+from lipdub.blend import BlendMode
 from lipdub.cast import MAX_CHARACTERS, Casting, Character, cast_characters
 from lipdub.casting import line_activity
 from lipdub.engines.base import LipSyncEngine
@@ -73,7 +74,8 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
              ranges: list[FrameRange] | None = None,
              scene: Scene | None = None,
              out: Output | None = None,
-             qc: QCThresholds | None = None) -> tuple[DubReport, Casting, Scene]:
+             qc: QCThresholds | None = None,
+             blend: BlendMode = BlendMode.STANDARD) -> tuple[DubReport, Casting, Scene]:
     """The whole cast dub in one call; one engine per character, in cast order. `scene`:
     a stored analysis of this video (an editor's corrected cast re-uses it); `out`: the
     output profile's plan (a delivery when None)."""
@@ -94,6 +96,7 @@ def dub_cast(video: Path, characters: list[Character], output: Path,
         with ExitStack() as lines:
             for performer, character in zip(performers, characters, strict=True):
                 performer.line = lines.enter_context(decoded_samples(character.line, folder))
+                performer.blend = blend
             report = render_cast(video, sound, output, performers, sync_mode, progress,
                                  ranges=ranges, out=out, qc=qc)
     report.warnings += casting.warnings

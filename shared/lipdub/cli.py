@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from lipdub.blend import BlendMode
 from lipdub.cli_admin import db_app, keys_app
 from lipdub.cli_batch import batch_app
 from lipdub.cli_models import models_app
@@ -178,6 +179,10 @@ def dub(
     review_copy: Annotated[Path | None, typer.Option(
         help="match: also write this H.264/AAC MP4 review copy, made from the master.",
     )] = None,
+    blend: Annotated[BlendMode, typer.Option(
+        help="How far the new mouth reaches into the face: soft (a wider feathered edge, "
+             "for a visible seam), standard, tight (less of the face: a chin or beard "
+             "kept as filmed).")] = BlendMode.STANDARD,
     qc: Annotated[bool | None, typer.Option(
         "--qc/--no-qc", help="Measure the dub's sync, pauses, seam, colour and jitter per "
                              "shot after it is written (default) and print the worst "
@@ -211,7 +216,7 @@ def dub(
 
             report = dub_cast_command(video, audio, output, cast or [], cast_file, engine,
                                       wav2lip_checkpoint, sync_mode, device, cpu_runtime,
-                                      dub_range, out_plan, _measuring(qc))
+                                      dub_range, out_plan, _measuring(qc), blend)
         else:
             ranges = parse_cli_ranges(dub_range, video) if dub_range else None
             if audio is None and not any(r.audio for r in ranges or []):
@@ -226,7 +231,7 @@ def dub(
             restorer = _restorer(identity, restore, video, face, device)
             report = run_dub(video, audio, output, engine, wav2lip_checkpoint, sync_mode,
                              face, device, preview, restorer, cpu_runtime, ranges, out_plan,
-                             _measuring(qc))
+                             _measuring(qc), blend)
         if qc and report.qc is not None:
             from lipdub.qc.report import qc_path_for, write_report
 
@@ -323,7 +328,8 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
             preview: bool, restorer=None,  # noqa: ANN001 - Restorer
             cpu_runtime: str | None = None,
             ranges=None, out=None,  # noqa: ANN001 - list[FrameRange], Output
-            qc: bool = True):  # noqa: ANN201 - DubReport
+            qc: bool = True,
+            blend: BlendMode = BlendMode.STANDARD):  # noqa: ANN201 - DubReport
     from lipdub.engines.registry import build_engine
     from lipdub.faces.select import FaceSelector
     from lipdub.pipeline import dub as run
@@ -338,7 +344,7 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
                      settings.detect_every, RichProgress(bar), restorer, ranges, out,
-                     settings.qc_thresholds if qc else None)
+                     settings.qc_thresholds if qc else None, blend)
     print_summary(report)
     if preview:
         path = write_side_by_side(video, output, preview_path_for(output))

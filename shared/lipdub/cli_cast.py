@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
+from lipdub.blend import BlendMode
 from lipdub.cast import parse_cast, parse_cast_option
 from lipdub.cli import RichProgress, _progress_bar, out, parse_cli_ranges, print_summary
 from lipdub.config import get_settings
@@ -39,7 +40,8 @@ def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[
                      cast_file: Path | None, engine: str, wav2lip_checkpoint: Path | None,
                      sync_mode: SyncMode, device: str, cpu_runtime: str | None,
                      ranges: list[str] | None, out_plan: Output | None = None,
-                     qc: bool = True) -> DubReport:
+                     qc: bool = True,
+                     blend: BlendMode = BlendMode.STANDARD) -> DubReport:
     from lipdub.cast_dub import check_cast, dub_cast
     from lipdub.engines.registry import build_engines
     from lipdub.media.checks import check_dub_files
@@ -62,7 +64,8 @@ def dub_cast_command(video: Path, mix: Path | None, output: Path, options: list[
             stack.enter_context(closing(built))
         report, casting, _ = dub_cast(video, cast, output, engines, mix, sync_mode,
                                       settings.detect_every, RichProgress(bar), frame_ranges,
-                                      out=out_plan, qc=settings.qc_thresholds if qc else None)
+                                      out=out_plan, qc=settings.qc_thresholds if qc else None,
+                                      blend=blend)
     table = Table(title="cast", header_style="bold")
     for column in ("shot", "person", "character", "confidence", "source"):
         table.add_column(column)

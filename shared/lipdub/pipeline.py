@@ -16,6 +16,7 @@ import numpy as np
 
 from lipdub.audio.load import FEATURE_RATE, iter_audio
 from lipdub.audio.samples import Padded, Samples, decoded_samples
+from lipdub.blend import BlendMode, shaped
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
 from lipdub.faces.select import FaceSelector
@@ -96,6 +97,7 @@ class Performer:
     analysis: Analysis
     line: Samples | None = None  # its own line, 16 kHz; None: the dub's audio
     character: str | None = None  # a cast's character (ranges may name it)
+    blend: BlendMode = BlendMode.STANDARD  # how far the new mouth reaches into the face
 
 
 def dub(
@@ -111,6 +113,7 @@ def dub(
     ranges: list[FrameRange] | None = None,
     out: Output | None = None,
     qc: QCThresholds | None = None,
+    blend: BlendMode = BlendMode.STANDARD,
 ) -> DubReport:
     """The whole dub in one call: the analysis pass, then the render pass. `ranges`: dub
     only these output frames (with fades at their edges); the rest stays as filmed. A
@@ -130,7 +133,8 @@ def dub(
                  if sync_mode is SyncMode.BOUNCE else None)  # filled by the analysis pass
         analysis = _analyse(info, engine, face or FaceSelector(mode="largest"), detect_every,
                             cache, clock, progress)
-        return _render_all(info, sound, output, [Performer(engine, analysis)], sync_mode,
+        return _render_all(info, sound, output, [Performer(engine, analysis, blend=blend)],
+                           sync_mode,
                            cache, clock, progress, restorer, started, ranges=ranges,
                            out=out, qc=qc)
 
@@ -149,15 +153,16 @@ def render_video(video: Path, audio: Path, output: Path, engine: LipSyncEngine,
                  restorer: Restorer | None = None, span: Span | None = None,
                  samples: Samples | None = None,
                  ranges: list[FrameRange] | None = None,
-                 out: Output | None = None, base: Path | None = None) -> DubReport:
+                 out: Output | None = None, base: Path | None = None,
+                 blend: BlendMode = BlendMode.STANDARD) -> DubReport:
     """The render pass alone, from a stored analysis (a job's lip-sync stage): engine,
     restoration, composite and encode stream together, frame batch by frame batch. With a
     `span`, only that part of the output, picture only. `samples`: the audio already
     decoded (a film's segments share one decode). `ranges`: as for dub(). `base`: an
     earlier dub of the same video and sound whose frames fill everything outside the
     ranges (a new version re-running some shots)."""
-    return render_cast(video, audio, output, [Performer(engine, analysis)], sync_mode,
-                       progress, restorer, span, samples, ranges, out, base=base)
+    return render_cast(video, audio, output, [Performer(engine, analysis, blend=blend)],
+                       sync_mode, progress, restorer, span, samples, ranges, out, base=base)
 
 
 def render_cast(video: Path, audio: Path, output: Path, performers: list[Performer],
@@ -378,7 +383,8 @@ def _render(
         # Warm-up frames went through the engines (their state); they are not written.
         batch: list[tuple[np.ndarray, list[MouthPatch | None]]] = []
         for frame, crops, keep in everything:
-            patches = [_faded(next(by_crop[p]), weights[p], crop.frame_index)
+            patches = [_faded(_blended(next(by_crop[p]), performers[p].blend), weights[p],
+                              crop.frame_index)
                        if crop is not None else None for p, crop in enumerate(crops)]
             if keep:
                 batch.append((frame, patches))
@@ -451,6 +457,11 @@ def _crop(track: FaceTrack, frame: np.ndarray, k: int, source: int,
     # Temporal state resets on cuts and wherever the output jumps (loop/bounce).
     restart = bool(track.shot_starts[source]) or abs(source - previous_source) != 1
     return FaceCrop(frame_index=k, frame=frame, box=padded, shot_start=restart)
+
+
+def _blended(patch: MouthPatch, mode: BlendMode) -> MouthPatch:
+    return patch if mode is BlendMode.STANDARD else replace(patch,
+                                                            mask=shaped(patch.mask, mode))
 
 
 def _faded(patch: MouthPatch | None, weights: np.ndarray | None,

@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from lipdub.blend import BlendMode
 from lipdub.cast import MAX_CHARACTERS
 from lipdub.db.models import Batch, Identity, Job, JobState, PartState, utcnow
 from lipdub.engines.registry import ENGINE_NAMES
@@ -122,6 +123,9 @@ class CastMemberIn(_Strict):
 class JobOptions(BaseModel):
     engine: EngineName = EngineName.AUTO
     sync_mode: SyncMode = SyncMode.CUT_OFF
+    blend: BlendMode = Field(BlendMode.STANDARD, description="How far the new mouth "
+                             "reaches into the face: soft (a wider feathered edge), "
+                             "standard, tight (less of the face)")
     face: str = Field("largest", max_length=64,
                       pattern=r"^(largest|center|\d{1,3}|\d+(\.\d+)?(,\d+(\.\d+)?){3})$",
                       description="largest, center, a face index from the left (0, 1, ...) "
@@ -387,6 +391,7 @@ class RerunOptions(_Strict):
     face: str | None = Field(None, max_length=64, description="largest, center, an index "
                              "or x,y,w,h")
     identity: str | None = Field(None, max_length=64)
+    blend: BlendMode | None = None
 
 
 class VersionCreate(_Strict):

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
+from lipdub.blend import BlendMode
 from lipdub.cast import Character, parse_face
 from lipdub.db.models import Job, JobState, is_id
 from lipdub.errors import BadOptionError
@@ -107,14 +108,15 @@ def cast_faces(ctx: WorkContext, engine_name: str, detect_every: int) -> None:
     ctx.work["warnings"] = [*ctx.work.get("warnings", []), *casting.warnings]
 
 
-def performers(ctx: WorkContext, engines: list) -> list[Performer]:  # noqa: ANN001
+def performers(ctx: WorkContext, engines: list,  # noqa: ANN001
+               blend: BlendMode = BlendMode.STANDARD) -> list[Performer]:
     """One per character, in cast order: its engine, its face, its own line."""
     from lipdub.analysis_io import load_analysis
     from lipdub.audio.samples import decoded_once
     from lipdub.pipeline import Performer
 
     return [Performer(engine, load_analysis(ctx.local(key)),
-                      decoded_once(ctx.local(files["line"])), member["character"])
+                      decoded_once(ctx.local(files["line"])), member["character"], blend)
             for engine, key, files, member in zip(engines, ctx.work["cast_analyses"],
                                                   ctx.work["cast"], ctx.job.options["cast"],
                                                   strict=True)]

@@ -24,6 +24,7 @@ from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lipdub.blend import BlendMode
 from lipdub.config import Settings
 from lipdub.engines.registry import analysis_engine, build_engines, resolve_engine_name
 from lipdub.faces.select import FaceSelector
@@ -238,6 +239,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
         ranges = _ranges(options, video)
         base = ctx.local(ctx.work["base"]) if "base" in ctx.work else None
+        blend = BlendMode(options.get("blend", BlendMode.STANDARD))
         warnings = list(ctx.work.get("warnings", []))
         out = None
         if _master(options):
@@ -250,7 +252,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
             with ExitStack() as stack:
                 for engine in engines:
                     stack.enter_context(closing(engine))
-                report = render_cast(video, audio, output, performers(ctx, engines),
+                report = render_cast(video, audio, output, performers(ctx, engines, blend),
                                      _sync(options), ctx.progress, None, span,
                                      decoded_once(audio), ranges, out, base=base)
             report.warnings += warnings
@@ -265,7 +267,7 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         with closing(_engine(settings, {**options, "engine": engine_of(ctx)})) as engine:
             report = render_video(video, audio, output, engine, analysis, _sync(options),
                                   ctx.progress, restorer, span, decoded_once(audio), ranges,
-                                  out, base)
+                                  out, base, blend)
         report.warnings += warnings
         return report
 

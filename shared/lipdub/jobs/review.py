@@ -42,7 +42,7 @@ class ReviewState(StrEnum):
 
 
 # Options a re-run may change (the rest are the job's own): what a reviewer reaches for.
-RERUN_OPTIONS = ("engine", "face", "identity")
+RERUN_OPTIONS = ("engine", "face", "identity", "blend")
 
 
 @dataclass(frozen=True)

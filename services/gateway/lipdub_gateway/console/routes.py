@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
+from lipdub.blend import BlendMode
 from lipdub.db.models import Job, JobState
 from lipdub.jobs.batches import batch_jobs, counts, list_batches
 from lipdub.jobs.keys import TenantRef, hash_key, tenant_for_key_hash
@@ -176,6 +177,7 @@ def job_page(request: Request, state: State, tenant: Tenant, job_id: str) -> HTM
     return _page(request, state, "job.html", tenant=tenant, job=_job_row(job),
                  options=job.options, review=review, shots=shots, frames=frames,
                  fps=float(numerator) / float(denominator or 1), engines=ENGINES,
+                 blends=[b.value for b in BlendMode],
                  reasons=[r.value for r in Reason], severities=[s.value for s in Severity],
                  has_result=job.state is JobState.SUCCEEDED and bool(job.result_key),
                  error=job.error_message)
@@ -233,9 +235,10 @@ async def rerun(state: State, tenant: Tenant, _form: CheckedForm, job_id: str,
                 shots: Annotated[list[int], Form()],
                 engine: Annotated[str, Form(max_length=16)] = "",
                 face: Annotated[str, Form(max_length=64)] = "",
-                identity: Annotated[str, Form(max_length=64)] = "") -> Response:
+                identity: Annotated[str, Form(max_length=64)] = "",
+                blend: Annotated[str, Form(max_length=16)] = "") -> Response:
     job = await run_in_threadpool(_owned, state, tenant, job_id)
     overrides = {k: v for k, v in (("engine", engine), ("face", face),
-                                   ("identity", identity)) if v}
+                                   ("identity", identity), ("blend", blend)) if v}
     made = await run_in_threadpool(new_version, state, tenant, job, shots, overrides)
     return RedirectResponse(f"/console/jobs/{made.id}", status_code=303)
