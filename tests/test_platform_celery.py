@@ -107,7 +107,12 @@ def test_worker_killed_mid_job_completes_once_after_restart(
     job = _wait(client, auth, job_id, timeout=240)
     assert job["state"] == "succeeded", job
     states = [e["state"] for e in job["events"]]
-    assert states.count("succeeded") == 1 and states.count("running") == 2, states
+    messages = [e["message"] for e in job["events"]]
+    # Started once, finished once. The kill lands inside a stage (the next worker resumes
+    # it: one more 'running' event) or, on a busy machine, between two stages (the next
+    # worker simply takes the next one).
+    assert states.count("succeeded") == 1 and messages.count("started") == 1, states
+    assert states.count("running") in (1, 2), states
     deadline = time.time() + 10
     while not receiver.received and time.time() < deadline:
         time.sleep(0.1)
