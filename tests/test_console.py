@@ -52,7 +52,7 @@ def test_sign_in_forms_and_isolation(tmp_path: Path, talking_clip: Path,
         job = client.post("/v1/jobs", headers=auth, json={
             "video": _upload(client, auth, talking_clip),
             "audio": _upload(client, auth, short_voice), "options": {"engine": "warp"},
-            "metadata": {"title": "ep1"}}).json()
+            "metadata": {"title": "ep1 <img src=x onerror=alert(1)>"}}).json()
         assert _wait(client, auth, job["id"])["state"] == "succeeded"
 
         # Signed out: every page sends the browser to the sign-in form.
@@ -68,7 +68,9 @@ def test_sign_in_forms_and_isolation(tmp_path: Path, talking_clip: Path,
         token = _sign_in(client, key)
 
         listing = client.get("/console")
-        assert job["id"] in listing.text and "ep1" in listing.text
+        assert job["id"] in listing.text
+        # What a tenant wrote is shown as text, never as markup.
+        assert "ep1 &lt;img src=x" in listing.text and "<img src=x" not in listing.text
         assert client.get("/console?state=failed").text.count(job["id"]) == 0
         live = client.get("/console/jobs.json").json()
         assert live[0]["id"] == job["id"] and live[0]["progress"] == 100
