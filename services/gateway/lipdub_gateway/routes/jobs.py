@@ -82,7 +82,8 @@ def qc(job: OwnedJob, state: State) -> QCReportOut:
     if key is None:
         if job.state.terminal:
             raise Problem(404, "No QC report", f"Job '{job.id}' has no QC report (patch "
-                          "jobs and failed jobs have none).", "no_qc")
+                          "jobs and failed jobs have none, nor any job while "
+                          "LIPDUB_QC_ENABLED is off).", "no_qc")
         raise Problem(409, "No QC report yet", f"Job '{job.id}' is {job.state}; QC runs "
                       "after the encode stage.", "no_qc_yet")
     return QCReportOut.model_validate_json(stored_json(state.context.store, key))
