@@ -17,7 +17,6 @@ from lipdub.jobs.review import (
     ShotRef,
     carry_decisions,
     record_decision,
-    review_state,
     version_options,
 )
 from lipdub.jobs.service import JobRequest, get_job
@@ -30,12 +29,11 @@ from lipdub_gateway.state import Gateway
 def decide(state: Gateway, session: Session, job: Job, ref: ShotRef, decision: Decision,
            reason: Reason | None, severity: Severity | None, comment: str | None) -> dict:
     try:
-        before, after = record_decision(session, job, ref, decision, reason, severity,
-                                        comment)
+        before, review = record_decision(session, job, ref, decision, reason, severity,
+                                         comment)
     except BadOptionError as exc:
         raise Problem(422, "Cannot record the review", str(exc), exc.code) from exc
-    review = review_state(session, job)
-    if after != before and after != "pending":
+    if review["state"] not in (before, "pending"):
         serial = session.scalar(select(func.count()).select_from(ShotReview)
                                 .where(ShotReview.job_id == job.id))
         state.context.notify_review(session, job, review, int(serial or 0))

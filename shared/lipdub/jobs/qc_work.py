@@ -22,21 +22,28 @@ class _Inputs:
     faces: list  # DubbedFace
 
 
+def _plan(ctx: WorkContext, sync_mode: SyncMode):  # noqa: ANN202 - (VideoInfo, SyncPlan)
+    """The source and the output's frame plan, as the render made it."""
+    from lipdub.audio.load import FEATURE_RATE
+    from lipdub.audio.samples import decoded_once
+    from lipdub.media.probe import probe_video
+    from lipdub.sync import plan_sync
+
+    info = probe_video(ctx.local(ctx.work["video"]))
+    seconds = len(decoded_once(ctx.local(ctx.work["audio"]))) / FEATURE_RATE
+    return info, plan_sync(info.frame_count, seconds, float(info.fps), sync_mode)
+
+
 def _inputs(ctx: WorkContext, sync_mode: SyncMode, ranges: list | None) -> _Inputs:
     from lipdub.analysis_io import load_analysis
-    from lipdub.audio.load import FEATURE_RATE
     from lipdub.audio.samples import Padded, decoded_once
-    from lipdub.media.probe import probe_video
     from lipdub.qc.run import DubbedFace
     from lipdub.ranges import blend_weights, ranges_for
-    from lipdub.sync import plan_sync
 
     if ctx.job.options.get("base_job"):
         ranges = None  # a version: outside its ranges is the earlier version's dub
-    video, audio = ctx.local(ctx.work["video"]), ctx.local(ctx.work["audio"])
-    info = probe_video(video)
-    sound = decoded_once(audio)
-    plan = plan_sync(info.frame_count, len(sound) / FEATURE_RATE, float(info.fps), sync_mode)
+    info, plan = _plan(ctx, sync_mode)
+    sound = decoded_once(ctx.local(ctx.work["audio"]))
     cast = ctx.job.options.get("cast")
     if cast:
         faces = [DubbedFace(load_analysis(ctx.local(key)).track,
@@ -53,14 +60,8 @@ def _inputs(ctx: WorkContext, sync_mode: SyncMode, ranges: list | None) -> _Inpu
 
 def qc_parts(ctx: WorkContext, sync_mode: SyncMode, part_seconds: float) -> list[dict] | None:
     """A film longer than a part: the output frames each part measures (None: one pass)."""
-    from lipdub.audio.load import FEATURE_RATE
-    from lipdub.audio.samples import decoded_once
-    from lipdub.media.probe import probe_video
-    from lipdub.sync import plan_sync
-
-    info = probe_video(ctx.local(ctx.work["video"]))
-    seconds = len(decoded_once(ctx.local(ctx.work["audio"]))) / FEATURE_RATE
-    frames = plan_sync(info.frame_count, seconds, float(info.fps), sync_mode).frame_count
+    info, plan = _plan(ctx, sync_mode)
+    frames = plan.frame_count
     length = max(1, round(part_seconds * float(info.fps)))
     if frames <= length:
         return None

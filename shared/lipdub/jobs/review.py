@@ -64,8 +64,8 @@ def _latest(session: Session, job: Job) -> dict[ShotRef, ShotReview]:
 
 def record_decision(session: Session, job: Job, ref: ShotRef, decision: Decision,
                     reason: Reason | None = None, severity: Severity | None = None,
-                    comment: str | None = None) -> tuple[str, str]:
-    """Records one decision; (the review state before, after). A rejection needs its
+                    comment: str | None = None) -> tuple[str, dict]:
+    """Records one decision; (the review state before, the review after). A rejection needs its
     reason; the shot must be one QC measured."""
     if job.state is not JobState.SUCCEEDED or not qc_shots(job):
         raise BadOptionError(f"Job '{job.id}' has no shots to review.",
@@ -84,7 +84,7 @@ def record_decision(session: Session, job: Job, ref: ShotRef, decision: Decision
                            reason=reason.value if reason else None,
                            severity=severity.value if severity else None, comment=comment))
     session.commit()
-    return before, review_state(session, job)["state"]
+    return before, review_state(session, job)
 
 
 def review_state(session: Session, job: Job) -> dict:
