@@ -9,9 +9,11 @@ would. Printed, never asserted:
   frames/s through each backend, against the clip's real time.
 
 GPU where the machine has one (local on CUDA; Triton's KIND_AUTO instances; Ray replicas
-with a GPU).
+with a GPU). `--concurrent-dubs N` also runs N dubs at once through each served backend
+(several jobs sharing one server: its dynamic batcher merges their requests).
 
     .venv/bin/python benchmarks/bench_inference.py [--seconds 8] [--clients 4] [--dub-seconds 4]
+        [--backends local,triton-grpc,triton-http,ray] [--dub-height 1080] [--concurrent-dubs 3]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import shutil
 import socket
 import statistics
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +45,6 @@ from lipdub.restore.spaces import default_space
 from lipdub.restore.stage import LocalSovqae
 from lipdub.samples.speech import SpeechSpec, speech_like, write_wav
 from lipdub.samples.talking import ClipSpec, write_talking_clip
-from lipdub_model_server.ray_process import RayServeProcess
 from lipdub_model_server.triton_server import TritonServer
 
 REPOSITORY = Path(__file__).parent.parent / "model_repository"
@@ -52,6 +54,9 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+BACKENDS = ("local", "triton-grpc", "triton-http", "ray")
 
 
 def measure(predict: Callable, inputs: list[np.ndarray], seconds: float,
@@ -90,6 +95,14 @@ def main() -> None:
     parser.add_argument("--restorer-resolution", type=int, default=256)
     parser.add_argument("--dub-seconds", type=float, default=4.0)
     parser.add_argument("--dub-height", type=int, default=720)
+    parser.add_argument("--backends", default=",".join(BACKENDS),
+                        help=f"comma-separated, from {', '.join(BACKENDS)}")
+    parser.add_argument("--concurrent-dubs", type=int, default=1,
+                        help="also run this many dubs at once through each served backend")
+    parser.add_argument("--skip-crops", action="store_true",
+                        help="only the whole dubs")
+    parser.add_argument("--server-logs", type=Path, default=None,
+                        help="keep the model servers' logs in this folder")
     args = parser.parse_args()
     device = pick_device("auto")
     print(f"machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
@@ -109,44 +122,67 @@ def main() -> None:
                                           args.restorer_resolution))  # codebook initialised
         restorer_model.eval()
 
-        began = time.perf_counter()
-        triton = TritonServer(repository, http_port=free_port(), grpc_port=free_port(),
-                              metrics_port=free_port(), load=[WAV2LIP.name])
-        triton.start(log=tmp / "triton.log")
-        print(f"triton ready in {time.perf_counter() - began:.1f} s", flush=True)
-        began = time.perf_counter()
-        ray = RayServeProcess(repository, port=free_port())
-        ray.start(log=tmp / "ray.log")
-        print(f"ray serve ready in {time.perf_counter() - began:.1f} s", flush=True)
-        backends = {"local": "local", "triton grpc": f"triton://{triton.grpc_url}",
-                    "triton http": f"triton+http://{triton.host}:{triton.http_port}",
-                    "ray http": ray.spec}
+        chosen = args.backends.split(",")
+        unknown = sorted(set(chosen) - set(BACKENDS))
+        if unknown:
+            raise SystemExit(f"unknown backend(s) {unknown}; choose from {BACKENDS}")
+        backends: dict[str, str] = {}
+        servers: list = []
+        if "local" in chosen:
+            backends["local"] = "local"
+        if {"triton-grpc", "triton-http"} & set(chosen):
+            began = time.perf_counter()
+            triton = TritonServer(repository, http_port=free_port(), grpc_port=free_port(),
+                                  metrics_port=free_port(), load=[WAV2LIP.name])
+            servers.append(triton)
+            triton.start(log=(args.server_logs or tmp) / "triton.log")
+            print(f"triton ready in {time.perf_counter() - began:.1f} s", flush=True)
+            if "triton-grpc" in chosen:
+                backends["triton grpc"] = f"triton://{triton.grpc_url}"
+            if "triton-http" in chosen:
+                backends["triton http"] = f"triton+http://{triton.host}:{triton.http_port}"
+        if "ray" in chosen:
+            from lipdub_model_server.ray_process import RayServeProcess  # ray is heavy
+
+            began = time.perf_counter()
+            ray = RayServeProcess(repository, port=free_port())
+            servers.append(ray)
+            ray.start(log=(args.server_logs or tmp) / "ray.log")
+            print(f"ray serve ready in {time.perf_counter() - began:.1f} s", flush=True)
+            backends["ray http"] = ray.spec
         try:
-            print(f"Wav2Lip (6x96x96 + 1x80x16 -> 3x96x96), batch {args.batch}:")
-            wav2lip_inputs = example_batch(WAV2LIP, args.batch)
-            for name, spec in backends.items():
-                if spec == "local":
-                    predict = build_engine("wav2lip", checkpoint, device).predictor
-                else:
-                    predict = remote_predictor(spec, WAV2LIP)
-                for clients in sorted({1, args.clients}):
-                    if spec == "local" and clients > 1:
-                        continue  # one process, one model: concurrency only queues
-                    row(name, clients, measure(predict, wav2lip_inputs, args.seconds,
-                                               clients))
-            r = args.restorer_resolution
-            print(f"SOVQAE restorer {default_space(r)}, batch {args.batch}:")
-            crops = [np.random.default_rng(0).random((args.batch, 3, r, r),
-                                                     dtype=np.float32)]
-            contract, package = sovqae_package(restorer_model)
-            for name, spec in backends.items():
-                predict = (LocalSovqae(restorer_model, device) if spec == "local"
-                           else remote_predictor(spec, contract, package))
-                row(name, 1, measure(predict, crops, args.seconds, 1))
+            if not args.skip_crops:
+                crops_all(backends, checkpoint, restorer_model, device, args)
             dub_all(backends, checkpoint, restorer_model, device, tmp, args)
         finally:
-            triton.stop()
-            ray.stop()
+            for server in servers:
+                server.stop()
+
+
+def crops_all(backends: dict[str, str], checkpoint: Path, restorer_model: SOVQAE,
+              device: str, args: argparse.Namespace) -> None:
+    print(f"Wav2Lip (6x96x96 + 1x80x16 -> 3x96x96), batch {args.batch}:")
+    wav2lip_inputs = example_batch(WAV2LIP, args.batch)
+    for name, spec in backends.items():
+        if spec == "local":
+            predict = build_engine("wav2lip", checkpoint, device).predictor
+        else:
+            predict = remote_predictor(spec, WAV2LIP)
+        for clients in sorted({1, args.clients}):
+            if spec == "local" and clients > 1:
+                continue  # one process, one model: concurrency only queues
+            row(name, clients, measure(predict, wav2lip_inputs, args.seconds, clients))
+    r = args.restorer_resolution
+    print(f"SOVQAE restorer {default_space(r)}, batch {args.batch}:")
+    crops = [np.random.default_rng(0).random((args.batch, 3, r, r), dtype=np.float32)]
+    contract, package = sovqae_package(restorer_model)
+    for name, spec in backends.items():
+        predict = (LocalSovqae(restorer_model, device) if spec == "local"
+                   else remote_predictor(spec, contract, package))
+        for clients in sorted({1, args.clients}):
+            if spec == "local" and clients > 1:
+                continue
+            row(name, clients, measure(predict, crops, args.seconds, clients))
 
 
 def dub_all(backends: dict[str, str], checkpoint: Path, restorer_model: SOVQAE,
@@ -161,17 +197,39 @@ def dub_all(backends: dict[str, str], checkpoint: Path, restorer_model: SOVQAE,
     print(f"whole dub, {spec.width}x{spec.height} {float(spec.fps):.0f} fps, {frames} frames "
           "(Wav2Lip + restoration; decode, track, composite, encode):")
     for name, backend in backends.items():
+        runs = [1] + ([args.concurrent_dubs] if args.concurrent_dubs > 1
+                      and backend != "local" else [])
+        for count in runs:
+            started = time.perf_counter()
+            with ThreadPoolExecutor(count) as pool:
+                reports = list(pool.map(
+                    lambda i, name=name, backend=backend: one_dub(
+                        backend, checkpoint, restorer_model, device, clip, audio,
+                        tmp / f"out-{name.replace(' ', '-')}-{i}.mp4", args),
+                    range(count)))
+            seconds = time.perf_counter() - started
+            fps = sum(r.output_frames for r in reports) / seconds
+            stages = ", ".join(f"{k} {v.seconds:.1f}s" for k, v in reports[0].stages.items())
+            label = f"{count} dubs at once" if count > 1 else "one dub"
+            print(f"  {name:<12} {label}: {fps:6.2f} frames/s in all "
+                  f"({fps / float(spec.fps):.2f}x real time), {seconds:.1f} s wall; "
+                  f"{stages}", flush=True)
+
+
+# Each concurrent dub stands for a worker process of its own; in one process the set-up
+# (torch.export of the restorer) is not thread-safe, so only the dubs themselves overlap.
+_SETUP = threading.Lock()
+
+
+def one_dub(backend: str, checkpoint: Path, restorer_model: SOVQAE, device: str,
+            clip: Path, audio: Path, out: Path, args: argparse.Namespace):
+    with _SETUP:
         engine = build_engine("wav2lip", checkpoint, device, args.batch, backend)
         restorer = sovqae_restorer(backend, restorer_model, device, args.batch, resident=4)
-        started = time.perf_counter()
-        report = dub(clip, audio, tmp / f"out-{name.replace(' ', '-')}.mp4", engine,
-                     restorer=restorer)
-        seconds = time.perf_counter() - started
+    try:
+        return dub(clip, audio, out, engine, restorer=restorer)
+    finally:
         engine.close()
-        fps = report.output_frames / seconds
-        stages = ", ".join(f"{k} {v.seconds:.1f}s" for k, v in report.stages.items())
-        print(f"  {name:<12} {fps:6.2f} frames/s ({fps / float(spec.fps):.2f}x real time); "
-              f"{stages}", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,13 +52,14 @@ class LipDubModels:
 
     async def _load(self, name: str):  # noqa: ANN202 - a torch module
         import torch
+        from torch.export.passes import move_to_device_pass  # a submodule
 
         for folder in self.folders:
             path = folder / name / "1" / PROGRAM_FILE
             if path.is_file():
                 program = await asyncio.to_thread(torch.export.load, str(path))
                 if self.device != "cpu":
-                    program = torch.export.passes.move_to_device_pass(program, self.device)
+                    program = move_to_device_pass(program, self.device)
                 return program.module()
         raise ModelMissing(name)
 

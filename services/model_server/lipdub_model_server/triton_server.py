@@ -10,6 +10,7 @@ venv's packages, torch included, through it)."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -24,9 +25,13 @@ from lipdub_model_server.process import ModelServerError
 
 
 def _pytriton_root() -> Path:
-    import pytriton
-
-    return Path(pytriton.__file__).parent / "tritonserver"
+    # Found, not imported: only the server binary is used, and the package's own import
+    # pulls in its Python client stack (zmq, sh, ...), which a server host need not have.
+    spec = importlib.util.find_spec("pytriton")
+    if spec is None or spec.origin is None:
+        raise ModelServerError("nvidia-pytriton is not installed.",
+                               "Install the pinned set (scripts/setup.sh).")
+    return Path(spec.origin).parent / "tritonserver"
 
 
 # LipDub's python-based backends (server-side code; model folders hold only weights).

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
+from torch.export.passes import move_to_device_pass  # a submodule: not loaded by torch.export
 
 PROGRAM = "model.pt2"  # lipdub.inference.contract.PROGRAM_FILE
 
@@ -33,7 +34,7 @@ class TritonPythonModel:
         self.device = f"cuda:{args['model_instance_device_id']}" if self.gpu else "cpu"
         program = torch.export.load(str(path))
         if self.gpu:
-            program = torch.export.passes.move_to_device_pass(program, self.device)
+            program = move_to_device_pass(program, self.device)
         self.model = program.module()
 
     def execute(self, requests: list) -> list:
