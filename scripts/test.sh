@@ -13,5 +13,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   (cd "$browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
   echo "$want" > "$stamp"
 fi
+bash scripts/deploy_tools.sh
 .venv/bin/ruff check shared tests benchmarks
 exec .venv/bin/python -m pytest "$@"

@@ -19,7 +19,7 @@ KNOWN = {f"LIPDUB_{name.upper()}" for name in Settings.model_fields}
 
 def _documents() -> list[tuple[str, dict]]:
     docs = [("docker-compose.yml", yaml.safe_load((ROOT / "docker-compose.yml").read_text()))]
-    for path in sorted((ROOT / "k8s").glob("*.yaml")):
+    for path in sorted((ROOT / "k8s").rglob("*.yaml")):
         docs += [(path.name, d) for d in yaml.safe_load_all(path.read_text()) if d]
     return docs
 

@@ -33,6 +33,20 @@ def test_s3_store_round_trip(s3: str, tmp_path: Path) -> None:
     assert not store.exists("tenants/t1/uploads/a.bin")
 
 
+def test_presigned_urls_carry_the_public_endpoint(s3: str) -> None:
+    """The platform reaches the store at one address, clients at another (MinIO inside a
+    compose network): URLs are signed for the clients' one, and work there."""
+    public = s3.replace("127.0.0.1", "localhost")
+    store = S3Store("dubs", s3, public_endpoint_url=public)
+    store.put_stream("tenants/t1/results/r.bin", io.BytesIO(b"y" * 1000))
+    url = store.url("tenants/t1/results/r.bin")
+    assert url.startswith(public + "/") and httpx.get(url).content == b"y" * 1000
+    upload = store.start_multipart("tenants/t1/uploads/big.bin")
+    assert all(u.startswith(public + "/") for u in store.part_urls(
+        "tenants/t1/uploads/big.bin", upload, 2, 600))
+    assert S3Store("dubs", s3).url("tenants/t1/results/r.bin").startswith(s3 + "/")
+
+
 def test_job_with_s3_storage_returns_a_presigned_result(s3: str, tmp_path: Path,
                                                         talking_clip: Path,
                                                         short_voice: Path) -> None:

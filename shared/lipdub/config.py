@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     storage_dir: Path = Path.home() / ".lipdub" / "storage"
     s3_bucket: str | None = None  # set to store objects in S3 (or MinIO) instead
     s3_endpoint_url: str | None = None
+    # Where clients reach the store, when not at s3_endpoint_url (presigned URLs carry it).
+    s3_public_endpoint_url: str | None = None
     # s3:// inputs: a tenant may name objects under its own prefix in the platform's bucket,
     # and those in buckets granted here: tenant name or id -> ["bucket", "bucket/prefix"].
     s3_input_grants: dict[str, list[str]] = {}

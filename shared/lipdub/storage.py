@@ -137,7 +137,12 @@ class LocalStore:
 
 class S3Store:
     def __init__(self, bucket: str, endpoint_url: str | None = None,
-                 region: str | None = None, timeout_s: float = 60.0) -> None:
+                 region: str | None = None, timeout_s: float = 60.0,
+                 public_endpoint_url: str | None = None) -> None:
+        """`public_endpoint_url`: the address clients reach the store at, when it is not the
+        one the platform uses (MinIO on a compose network: http://minio:9000 inside,
+        http://localhost:9000 outside). Presigned URLs carry the host they were signed
+        for, so they are signed by a client of that address."""
         import boto3
         from botocore.config import Config
 
@@ -149,6 +154,8 @@ class S3Store:
                                                  read_timeout=timeout_s,
                                                  retries={"max_attempts": 3,
                                                           "mode": "standard"}))
+        self.signer = (boto3.client("s3", endpoint_url=public_endpoint_url, region_name=region)
+                       if public_endpoint_url else self.client)
 
     @_s3_faults
     def put_stream(self, key: str, stream: BinaryIO) -> int:
@@ -182,7 +189,7 @@ class S3Store:
         self.client.delete_object(Bucket=self.bucket, Key=key)
 
     def url(self, key: str, expires_s: int = 3600) -> str | None:
-        return self.client.generate_presigned_url(
+        return self.signer.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_s)
 
     def ping(self) -> None:
@@ -195,7 +202,7 @@ class S3Store:
         return self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
 
     def part_urls(self, key: str, upload_id: str, parts: int, expires_s: int) -> list[str]:
-        return [self.client.generate_presigned_url(
+        return [self.signer.generate_presigned_url(
             "upload_part", Params={"Bucket": self.bucket, "Key": key, "UploadId": upload_id,
                                    "PartNumber": n}, ExpiresIn=expires_s)
             for n in range(1, parts + 1)]
@@ -240,5 +247,6 @@ def tenant_key(tenant_id: str, *parts: str) -> str:
 def store_from_settings(settings) -> ObjectStore:  # noqa: ANN001 - lipdub.config.Settings
     if settings.s3_bucket:
         return S3Store(settings.s3_bucket, settings.s3_endpoint_url,
-                       timeout_s=settings.s3_timeout_s)
+                       timeout_s=settings.s3_timeout_s,
+                       public_endpoint_url=settings.s3_public_endpoint_url)
     return LocalStore(settings.storage_dir)

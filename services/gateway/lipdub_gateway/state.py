@@ -15,6 +15,7 @@ from lipdub.jobs.executor import InProcessExecutor
 from lipdub.jobs.keys import TenantRef
 from lipdub.jobs.notify import kept_secret
 from lipdub_gateway.console.session import ConsoleSessions
+from lipdub_gateway.queue_depth import QueueDepth
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,9 @@ class Gateway:
             "(the recovery sweep enqueues them later)", registry=self.registry)
         self.latency = Histogram("lipdub_http_request_seconds", "Request latency", ["route"],
                                  registry=self.registry)
+        if self.settings.executor == "celery":
+            self.registry.register(QueueDepth(self.settings.broker_url,
+                                              set(self.settings.stage_queues.values())))
 
     @classmethod
     def build(cls, settings: Settings, run_jobs: bool) -> Gateway:

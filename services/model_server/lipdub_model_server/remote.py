@@ -25,6 +25,7 @@ ERRORS = Counter("lipdub_inference_errors_total", "Failed inference requests",
                  ["backend", "model", "kind"])
 UNLOADS = Counter("lipdub_inference_model_unloads_total",
                   "Models unloaded to keep the resident bound", ["backend", "family"])
+ERROR_KINDS = ("unavailable", "refused")
 T = TypeVar("T")
 
 # Transport failures meaning "not now" rather than "never".
@@ -55,6 +56,8 @@ class RemotePredictor:
                               wait=wait_exponential(multiplier=first_wait_s, max=10),
                               reraise=True)
         self._loaded = False  # known to be loaded on the server
+        for kind in ERROR_KINDS:  # at zero from the start: the error-rate alert needs a series
+            ERRORS.labels(self.label, contract.name, kind)
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         arrays = tuple(np.ascontiguousarray(a, dtype=np.float32) for a in arrays)

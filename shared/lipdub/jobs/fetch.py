@@ -12,6 +12,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lipdub.errors import LipDubError
+from lipdub.jobs.metrics import FETCH_FAILURES
 from lipdub.netguard import NetPolicy
 
 MAX_REDIRECTS = 5
@@ -45,7 +46,17 @@ class UrlFetcher:
             for attempt in retrying:
                 with attempt:
                     self._fetch_once(url, target)
+        except InputTooLargeError:
+            FETCH_FAILURES.labels("too_large").inc()
+            raise
+        except InputFetchError:
+            FETCH_FAILURES.labels("rejected").inc()  # a 4xx, too many redirects
+            raise
+        except LipDubError:
+            FETCH_FAILURES.labels("refused").inc()  # the SSRF guard
+            raise
         except _TransientFetchError as exc:
+            FETCH_FAILURES.labels("unreachable").inc()
             raise InputFetchError(f"Could not fetch '{url}' after {self.attempts} tries: "
                                   f"{exc}.", "Check that the server is up, then resubmit.") \
                 from exc

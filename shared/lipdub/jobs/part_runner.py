@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lipdub.db.models import Job, JobPart, JobState, PartState, utcnow
 from lipdub.jobs.faults import TransientFault, fault_code
 from lipdub.jobs.inputs import InputAccess
+from lipdub.jobs.metrics import STAGE_SECONDS, frames_advanced
 from lipdub.jobs.parts import claim_part, finish_part, frames_done, release_part, renew_part
 from lipdub.jobs.runner import (
     JobCanceledError,
@@ -60,6 +61,7 @@ class PartProgress:
 
     def advance(self, stage: str, amount: int = 1) -> None:
         self.part.frames_done += amount
+        frames_advanced(stage, amount)
         self._write()
 
     def finish(self, stage: str) -> None:
@@ -112,7 +114,8 @@ def run_part(job_id: str, stage_name: str, index: int, sessions: sessionmaker[Se
             with scratch_dir("part") as tmp, LeaseKeeper(sessions, job_id, lease_s, renew):
                 ctx = WorkContext(session, job, store, Path(tmp), progress, inputs, fetch_url,
                                   copy.deepcopy(job.work or {}))
-                result = stage.part(ctx, part.spec)
+                with STAGE_SECONDS.labels(stage.name).time():
+                    result = stage.part(ctx, part.spec)
             return PartOutcome(True, finish_part(session, part, result))
         except StageHandedBack:
             session.rollback()

@@ -22,6 +22,7 @@ from lipdub.db.models import Job, JobState, new_id, utcnow
 from lipdub.errors import LipDubError
 from lipdub.jobs.faults import TransientFault, fault_code
 from lipdub.jobs.inputs import InputAccess
+from lipdub.jobs.metrics import STAGE_SECONDS, frames_advanced, job_ended
 from lipdub.jobs.parts import parts_state, plan_parts
 from lipdub.jobs.service import claim, hand_off, record_event, renew_lease, transition
 from lipdub.jobs.workfiles import local_copy, store_owned
@@ -75,6 +76,7 @@ class DbProgress:
 
     def advance(self, stage: str, amount: int = 1) -> None:
         self._done[stage] = self._done.get(stage, 0) + amount
+        frames_advanced(stage, amount)
         self._write()
 
     def finish(self, stage: str) -> None:
@@ -252,7 +254,11 @@ def _run_stage(job_id: str, sessions: sessionmaker[Session], store: ObjectStore,
                                   work)
                 if stage.split is not None:
                     dispatch = _parts_first(session, job, stage, ctx)
-                result = stage.work(ctx) if dispatch is None else None
+                if dispatch is None:
+                    with STAGE_SECONDS.labels(stage.name).time():
+                        result = stage.work(ctx)
+                else:
+                    result = None
             if dispatch is not None:
                 job.lease_until = None  # nobody holds the job while its parts run
                 session.commit()
@@ -334,6 +340,7 @@ def fail(session: Session, job: Job, error: BaseException) -> None:
 def finish_job(session: Session, job: Job, on_finish: Callable[[Job], None] | None,
                notify: Callable[[Session, Job], object] | None) -> None:
     """A job reached its end: clean up, then tell its receiver."""
+    job_ended(job)
     if on_finish is not None:
         on_finish(job)
         session.commit()

@@ -2,7 +2,7 @@
 
 from fastapi import APIRouter, Response
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from lipdub.db.models import check_writable
 from lipdub_gateway.deps import Db, State
@@ -37,5 +37,7 @@ def readyz(session: Db, state: State) -> dict:
 
 @router.get("/metrics", response_class=PlainTextResponse)
 def metrics(state: State) -> Response:
-    """Prometheus text format."""
-    return Response(generate_latest(state.registry), media_type=CONTENT_TYPE_LATEST)
+    """Prometheus text format: the gateway's own metrics, then the process's (the job
+    metrics of jobs it runs itself, webhooks it sends; CPU, memory, open files)."""
+    return Response(generate_latest(state.registry) + generate_latest(REGISTRY),
+                    media_type=CONTENT_TYPE_LATEST)
