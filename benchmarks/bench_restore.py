@@ -80,7 +80,7 @@ def main() -> None:
             gpu_model.load_state_dict(state)
             restorer = Restorer.local(gpu_model, "cuda", batch, half=half)
             end_to_end = crops_per_second(restorer, many, args.repeats * 10)
-            network = restorer.predictor.network  # type: ignore[attr-defined]
+            network = restorer.predictor.predictor.network  # type: ignore[attr-defined]
             alone = model_only_crops_per_second(network, batch, args.resolution, half,
                                                 args.repeats * 10)
             print(f"cuda batch {batch:4d} {'fp16' if half else 'fp32'}: "

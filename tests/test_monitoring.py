@@ -153,18 +153,23 @@ def test_prometheus_scrapes_the_platform_during_a_dub(
             # The dashboard's GPU panels are the only queries allowed to miss here.
             gpu = {w for w, q in queries if metric_names(q) & GPU_ONLY}
             assert gpu == {"GPU utilisation", "GPU memory used"}
-            # The job's own figures, as Prometheus has them.
+            # The job's own figures, as Prometheus has them from the worker (the gateway's
+            # /metrics also carries this test process's, from every earlier in-process test).
             # Every frame of the dub went through the lip-sync phase once.
-            synced = prometheus.value('lipdub_frames_processed_total{phase="lip-sync"}')
+            synced = prometheus.value(
+                'lipdub_frames_processed_total{job="lipdub-workers", phase="lip-sync"}')
             assert synced == inspect_output(result).frames > 0
-            assert prometheus.value(
-                'lipdub_jobs_ended_total{kind="dub", outcome="succeeded"}') == 1
+            assert prometheus.value('lipdub_jobs_ended_total{job="lipdub-workers", kind="dub", '
+                                    'outcome="succeeded"}') == 1
             stages = {r["metric"]["stage"] for r in prometheus.api(
-                "query", query="lipdub_stage_duration_seconds_count")["result"]}
+                "query", query='lipdub_stage_duration_seconds_count{job="lipdub-workers"}'
+            )["result"]}
             assert {"probe", "faces", "lip-sync", "encode", "publish"} <= stages
-            assert prometheus.value('lipdub_webhook_attempts_total{result="delivered"}') >= 1
+            assert prometheus.value('lipdub_webhook_attempts_total{job="lipdub-workers", '
+                                    'result="delivered"}') == 1
             assert prometheus.value("lipdub_jobs_submitted_total") == 1
-            assert prometheus.value('lipdub_inference_batch_size_count{model="wav2lip"}') > 0
+            assert prometheus.value('lipdub_inference_batch_size_count{job="lipdub-workers", '
+                                    'backend="triton-grpc", model="wav2lip"}') > 0
             assert prometheus.value("nv_inference_request_success") > 0  # Triton's own
             assert prometheus.value("lipdub_broker_up") == 1
             assert prometheus.value('lipdub_queue_depth{queue="celery"}') == 0
@@ -199,3 +204,33 @@ def test_queue_depth_reads_each_queue_and_says_when_the_broker_is_down() -> None
         assert down["lipdub_broker_up"].samples[0].value == 0
     finally:
         client.flushdb()
+
+
+def test_local_inference_is_measured_like_a_served_one(random_wav2lip_checkpoint: Path) -> None:
+    """The embedded default and GPU workers running the models in-process show on the same
+    dashboard panels as a model server: latency and items per request, backend "local"."""
+    import numpy as np
+    import torch
+    from prometheus_client import REGISTRY
+
+    from lipdub.inference.backends import LOCAL, wav2lip_predictor
+    from lipdub.inference.contract import SOVQAE_PREFIX
+    from lipdub.inference.export import example_batch
+    from lipdub.restore.model import SOVQAE, SOVQAEConfig
+    from lipdub.restore.stage import Restorer
+
+    def count(model: str, metric: str = "lipdub_inference_batch_size") -> float:
+        return REGISTRY.get_sample_value(f"{metric}_sum", {"backend": LOCAL, "model": model}
+                                         ) or 0.0
+
+    before = count(WAV2LIP.name)
+    predictor = wav2lip_predictor(LOCAL, random_wav2lip_checkpoint, "cpu")
+    predictor(*example_batch(WAV2LIP, 5))
+    assert count(WAV2LIP.name) - before == 5  # the load's warm-up call is not counted
+    torch.manual_seed(0)
+    restorer = Restorer.local(SOVQAE(SOVQAEConfig(resolution=32, latent_size=8,
+                                                  base_channels=8)).eval(), "cpu", 4)
+    before = count(SOVQAE_PREFIX)
+    restorer.restore_crops([np.zeros((40, 40, 3), np.uint8)] * 6)
+    assert count(SOVQAE_PREFIX) - before == 6
+    assert count(SOVQAE_PREFIX, "lipdub_inference_seconds") > 0

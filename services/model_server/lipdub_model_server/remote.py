@@ -10,22 +10,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
-from prometheus_client import Counter, Histogram
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lipdub.inference.contract import ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
+from lipdub.inference.metrics import ERROR_KINDS, ERRORS, model_label, observe
 
-LATENCY = Histogram("lipdub_inference_seconds", "Inference request latency",
-                    ["backend", "model"], buckets=(.005, .01, .025, .05, .1, .25, .5, 1, 2.5,
-                                                   5, 10, 30))
-BATCH = Histogram("lipdub_inference_batch_size", "Items per inference request",
-                  ["backend", "model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256))
-ERRORS = Counter("lipdub_inference_errors_total", "Failed inference requests",
-                 ["backend", "model", "kind"])
-UNLOADS = Counter("lipdub_inference_model_unloads_total",
-                  "Models unloaded to keep the resident bound", ["backend", "family"])
-ERROR_KINDS = ("unavailable", "refused")
 T = TypeVar("T")
 
 # Transport failures meaning "not now" rather than "never".
@@ -56,16 +46,15 @@ class RemotePredictor:
                               wait=wait_exponential(multiplier=first_wait_s, max=10),
                               reraise=True)
         self._loaded = False  # known to be loaded on the server
+        self.model = model_label(contract, package)
         for kind in ERROR_KINDS:  # at zero from the start: the error-rate alert needs a series
-            ERRORS.labels(self.label, contract.name, kind)
+            ERRORS.labels(self.label, self.model, kind)
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
         arrays = tuple(np.ascontiguousarray(a, dtype=np.float32) for a in arrays)
-        labels = (self.label, self.contract.name)
         started = time.perf_counter()
         result = self.guarded(lambda: self.request(arrays))
-        LATENCY.labels(*labels).observe(time.perf_counter() - started)
-        BATCH.labels(*labels).observe(len(arrays[0]))
+        observe(self.label, self.model, len(arrays[0]), started)
         return result
 
     def ensure_ready(self) -> None:
@@ -101,14 +90,14 @@ class RemotePredictor:
                         self._loaded = False
                         raise Transient(str(exc)) from exc
         except Transient as exc:
-            ERRORS.labels(self.label, self.contract.name, "unavailable").inc()
+            ERRORS.labels(self.label, self.model, "unavailable").inc()
             raise InferenceUnavailableError(
                 f"The inference server at {self.address} could not serve "
                 f"'{self.contract.name}': {exc}.",
                 "Check that the model server is up and the model exported "
                 "(lipdub models export).") from exc
         except Refused as exc:
-            ERRORS.labels(self.label, self.contract.name, "refused").inc()
+            ERRORS.labels(self.label, self.model, "refused").inc()
             raise InferenceFailedError(
                 f"The inference server refused the request for '{self.contract.name}': "
                 f"{exc}.", "Check that workers and server run the same release.") from exc

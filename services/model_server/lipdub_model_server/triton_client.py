@@ -25,8 +25,8 @@ import numpy as np
 
 from lipdub.inference.contract import TORCH_BACKEND, ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError
+from lipdub.inference.metrics import UNLOADS
 from lipdub_model_server.remote import (
-    UNLOADS,
     Refused,
     RemotePredictor,
     Transient,

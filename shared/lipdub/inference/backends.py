@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from lipdub.inference.contract import CONTRACTS, WAV2LIP, ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError
+from lipdub.inference.metrics import Measured
 
 if TYPE_CHECKING:
     from lipdub.inference.local import Predictor
@@ -83,7 +84,7 @@ def wav2lip_predictor(spec: str, checkpoint: Path | None, device: str,
         # One tiny batch now: the first call's set-up (kernels, buffers; 0.14 s on CPU)
         # happens here, beside the analysis, not in front of the first real batch.
         predictor(*(np.zeros((1, *t.dims), np.float32) for t in WAV2LIP.inputs))
-        return predictor
+        return Measured(predictor, LOCAL, WAV2LIP.name)
 
     return BackgroundPredictor(load)
 

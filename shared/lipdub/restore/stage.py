@@ -59,8 +59,14 @@ class Restorer:
     @classmethod
     def local(cls, model: SOVQAE, device: str = "cpu", batch_size: int = 16,
               half: bool | None = None) -> Restorer:
-        """`half`: fp16 weights and activations (default: on CUDA)."""
-        return cls(LocalSovqae(model, device, half), model.config.resolution, batch_size)
+        """`half`: fp16 weights and activations (default: on CUDA). Its calls count in the
+        inference metrics under the local backend."""
+        from lipdub.inference.backends import LOCAL
+        from lipdub.inference.contract import SOVQAE_PREFIX
+        from lipdub.inference.metrics import Measured
+
+        predictor = Measured(LocalSovqae(model, device, half), LOCAL, SOVQAE_PREFIX)
+        return cls(predictor, model.config.resolution, batch_size)
 
     def restore_crops(self, crops: list[np.ndarray]) -> list[np.ndarray]:
         """Face crops of any size -> restored crops of the same sizes. What the model
