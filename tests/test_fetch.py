@@ -59,3 +59,26 @@ def test_oversize_inputs_stop_without_leaving_a_file(site: Site, tmp_path: Path,
     with pytest.raises(InputTooLargeError, match="50000-byte limit"):
         fetcher(max_bytes=50_000)(f"{site.base}/big.mp4", tmp_path / "big.mp4")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_each_failure_counts_under_its_reason(site: Site, tmp_path: Path) -> None:
+    """lipdub_fetch_failures_total: what an operator's dashboard splits fetch failures by."""
+    from prometheus_client import REGISTRY
+
+    def failures() -> dict[str, float]:
+        return {reason: REGISTRY.get_sample_value("lipdub_fetch_failures_total",
+                                                  {"reason": reason})
+                for reason in ("unreachable", "rejected", "refused", "too_large")}
+
+    before = failures()
+    site.script["/down.mp4"] = [(503, {}, b"")]
+    site.script["/gone.mp4"] = [(404, {}, b"")]
+    site.script["/evil"] = [(307, {"Location": "http://10.1.2.3/metadata"}, b"")]
+    site.script["/big.mp4"] = [(200, {}, PAYLOAD)]
+    for path, error in (("/down.mp4", InputFetchError), ("/gone.mp4", InputFetchError),
+                        ("/evil", UnsafeUrlError), ("/big.mp4", InputTooLargeError)):
+        with pytest.raises(error):
+            fetcher(max_bytes=50_000)(f"{site.base}{path}", tmp_path / "v.mp4")
+    after = failures()
+    assert {reason: after[reason] - before[reason] for reason in after} == {
+        "unreachable": 1, "rejected": 1, "refused": 1, "too_large": 1}
