@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from lipdub.blend import BlendMode
 from lipdub.db.models import Job, JobState
@@ -73,12 +74,16 @@ def _page(request: Request, state: State, name: str, **context: object) -> HTMLR
 
 def _owned(state: State, tenant: TenantRef, job_id: str) -> Job:
     with state.context.sessions() as session:
-        try:
-            job = get_job(session, tenant.id, job_id)
-        except JobNotFoundError as exc:
-            raise Problem(404, "Not found", f"No job '{job_id[:100]}'.", "not_found") from exc
+        job = _owned_in(session, tenant, job_id)
         session.expunge(job)
         return job
+
+
+def _owned_in(session: Session, tenant: TenantRef, job_id: str) -> Job:
+    try:
+        return get_job(session, tenant.id, job_id)
+    except JobNotFoundError as exc:
+        raise Problem(404, "Not found", f"No job '{job_id[:100]}'.", "not_found") from exc
 
 
 @router.get("/login")
@@ -165,9 +170,10 @@ def _qc_shots(state: State, job: Job) -> dict[tuple[int, str], dict]:
 
 @router.get("/jobs/{job_id}")
 def job_page(request: Request, state: State, tenant: Tenant, job_id: str) -> HTMLResponse:
-    job = _owned(state, tenant, job_id)
-    with state.context.sessions() as session:
-        review = review_state(session, session.get(Job, job.id))
+    with state.context.sessions() as session:  # the job and its review, read once
+        job = _owned_in(session, tenant, job_id)
+        review = review_state(session, job)
+        session.expunge(job)
     figures = _qc_shots(state, job)
     shots = [{**shot, "qc": figures.get((shot["shot"], shot["face"]), {})}
              for shot in review["shots"]]
