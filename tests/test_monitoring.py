@@ -234,3 +234,17 @@ def test_local_inference_is_measured_like_a_served_one(random_wav2lip_checkpoint
     restorer.restore_crops([np.zeros((40, 40, 3), np.uint8)] * 6)
     assert count(SOVQAE_PREFIX) - before == 6
     assert count(SOVQAE_PREFIX, "lipdub_inference_seconds") > 0
+
+
+def test_a_second_pool_process_on_the_metrics_port_warns_instead_of_dying(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from lipdub_worker import tasks
+
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))  # the port the first process serves on
+        taken.listen()
+        monkeypatch.setattr(tasks.settings, "worker_metrics_port", taken.getsockname()[1])
+        tasks._serve_metrics.__wrapped__()
+    assert "metrics not served by this pool process" in caplog.text

@@ -8,6 +8,7 @@ is never redone; results are written under new keys)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from functools import cache
 
@@ -26,6 +27,8 @@ from lipdub.jobs.faults import TransientFault
 from lipdub.jobs.identities import identity_training_stages
 from lipdub.jobs.notify import delivered
 from lipdub.memory import limit_malloc_arenas
+
+log = logging.getLogger(__name__)
 
 RUN_JOB = "lipdub.run_job"
 NOTIFY = "lipdub.notify"
@@ -90,9 +93,16 @@ def _metrics_in_solo_worker(sender: object = None, **_kwargs: object) -> None:
 
 @cache
 def _serve_metrics() -> None:
-    """The inference clients' metrics (latency, batch sizes, errors) where tasks run."""
+    """The job and inference metrics, served by the process where tasks run. One worker
+    process per container (--concurrency 1, as deployed): with more, the first pool process
+    serves its own and the others say why they cannot."""
     if settings.worker_metrics_port:
-        start_http_server(settings.worker_metrics_port)
+        try:
+            start_http_server(settings.worker_metrics_port)
+        except OSError as exc:
+            log.warning("metrics not served by this pool process: port %s: %s (run one "
+                        "worker process per container to see every process's metrics)",
+                        settings.worker_metrics_port, exc)
 
 
 def _send_notify(_session: object, job: Job) -> None:
