@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from lipdub.engines.registry import build_engine
-from lipdub.inference.backends import remote_predictor, sovqae_restorer
+from lipdub.inference.backends import LOCAL, remote_predictor, sovqae_restorer
 from lipdub.inference.contract import WAV2LIP
 from lipdub.inference.export import example_batch, export_wav2lip, sovqae_package
 from lipdub.inference.local import pick_device
@@ -56,7 +56,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-BACKENDS = ("local", "triton-grpc", "triton-http", "ray")
+BACKENDS = (LOCAL, "triton-grpc", "triton-http", "ray")
+
+
+def client_counts(spec: str, many: int) -> list[int]:
+    """One client, then `many` at once: only through a server, where the batcher can merge
+    concurrent requests (in one process with one model, concurrency only queues)."""
+    return [1] if spec == LOCAL else sorted({1, many})
 
 
 def measure(predict: Callable, inputs: list[np.ndarray], seconds: float,
@@ -128,8 +134,8 @@ def main() -> None:
             raise SystemExit(f"unknown backend(s) {unknown}; choose from {BACKENDS}")
         backends: dict[str, str] = {}
         servers: list = []
-        if "local" in chosen:
-            backends["local"] = "local"
+        if LOCAL in chosen:
+            backends[LOCAL] = LOCAL
         if {"triton-grpc", "triton-http"} & set(chosen):
             began = time.perf_counter()
             triton = TritonServer(repository, http_port=free_port(), grpc_port=free_port(),
@@ -164,24 +170,20 @@ def crops_all(backends: dict[str, str], checkpoint: Path, restorer_model: SOVQAE
     print(f"Wav2Lip (6x96x96 + 1x80x16 -> 3x96x96), batch {args.batch}:")
     wav2lip_inputs = example_batch(WAV2LIP, args.batch)
     for name, spec in backends.items():
-        if spec == "local":
+        if spec == LOCAL:
             predict = build_engine("wav2lip", checkpoint, device).predictor
         else:
             predict = remote_predictor(spec, WAV2LIP)
-        for clients in sorted({1, args.clients}):
-            if spec == "local" and clients > 1:
-                continue  # one process, one model: concurrency only queues
+        for clients in client_counts(spec, args.clients):
             row(name, clients, measure(predict, wav2lip_inputs, args.seconds, clients))
     r = args.restorer_resolution
     print(f"SOVQAE restorer {default_space(r)}, batch {args.batch}:")
     crops = [np.random.default_rng(0).random((args.batch, 3, r, r), dtype=np.float32)]
     contract, package = sovqae_package(restorer_model)
     for name, spec in backends.items():
-        predict = (LocalSovqae(restorer_model, device) if spec == "local"
+        predict = (LocalSovqae(restorer_model, device) if spec == LOCAL
                    else remote_predictor(spec, contract, package))
-        for clients in sorted({1, args.clients}):
-            if spec == "local" and clients > 1:
-                continue
+        for clients in client_counts(spec, args.clients):
             row(name, clients, measure(predict, crops, args.seconds, clients))
 
 
@@ -197,9 +199,7 @@ def dub_all(backends: dict[str, str], checkpoint: Path, restorer_model: SOVQAE,
     print(f"whole dub, {spec.width}x{spec.height} {float(spec.fps):.0f} fps, {frames} frames "
           "(Wav2Lip + restoration; decode, track, composite, encode):")
     for name, backend in backends.items():
-        runs = [1] + ([args.concurrent_dubs] if args.concurrent_dubs > 1
-                      and backend != "local" else [])
-        for count in runs:
+        for count in client_counts(backend, args.concurrent_dubs):
             started = time.perf_counter()
             with ThreadPoolExecutor(count) as pool:
                 reports = list(pool.map(
