@@ -9,8 +9,9 @@ Adding a profile: its name in output_profiles, one class here."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +23,7 @@ import numpy as np
 from lipdub.composite import composite, patch_pixels
 from lipdub.engines.base import MouthPatch
 from lipdub.errors import BadOptionError
-from lipdub.media.encode import DELIVERY_SUFFIXES, DubWriter
+from lipdub.media.encode import DELIVERY_SUFFIXES, DubWriter, SoundFeed, delivery_sound
 from lipdub.media.formats import SourceFormat, read_format
 from lipdub.media.master import Dialogue, MasterWriter, check_master_output, plan_match
 from lipdub.media.patches import PatchWriter
@@ -56,9 +57,14 @@ class Output(Protocol):
 
     def composited(self, frame: Any, patches: list[MouthPatch | None]) -> Any: ...
 
-    def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> FrameWriter:
-        """`shots`: each output frame's shot number (its length: the frame count)."""
+    def sound(self, sound: Path, seconds: Fraction) -> SoundFeed | None:
+        """The new sound, its encoding begun now (a dub starts it before its analysis
+        pass); None where the writer makes its own from `sound`."""
+
+    def writer(self, output: Path, info: VideoInfo, sound: Path, feed: SoundFeed | None,
+               shots: np.ndarray) -> FrameWriter:
+        """`shots`: each output frame's shot number (its length: the frame count).
+        `feed`: what sound() gave (None: picture only)."""
 
     def dropped(self, source: SourceFormat) -> list[str]: ...
 
@@ -78,9 +84,12 @@ class Delivery:
                 frame = composite(frame, patch)
         return frame
 
-    def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> DubWriter:
-        return DubWriter(output, info.width, info.height, info.fps, chunks, len(shots))
+    def sound(self, sound: Path, seconds: Fraction) -> SoundFeed:
+        return delivery_sound(sound, seconds)
+
+    def writer(self, output: Path, info: VideoInfo, sound: Path, feed: SoundFeed | None,
+               shots: np.ndarray) -> DubWriter:
+        return DubWriter(output, info.width, info.height, info.fps, feed, len(shots))
 
     def dropped(self, source: SourceFormat) -> list[str]:
         return source.dropped_by_delivery()
@@ -117,8 +126,11 @@ class Match:
                 composite_planes(frame, patch, patch_pixels(frame.rgb, patch), self.layout)
         return frame.planes
 
-    def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> MasterWriter:
+    def sound(self, sound: Path, seconds: Fraction) -> None:
+        return None  # the writer encodes it in the replaced stream's own codec
+
+    def writer(self, output: Path, info: VideoInfo, sound: Path, feed: SoundFeed | None,
+               shots: np.ndarray) -> MasterWriter:
         return MasterWriter(output, self.source, info, self.layout, sound, self.dialogue,
                             len(shots))
 
@@ -161,8 +173,8 @@ class Patches(Match):
             np.maximum(matte[y0:y1, x0:x1], mask, out=matte[y0:y1, x0:x1])
         return planes, matte
 
-    def writer(self, output: Path, info: VideoInfo, sound: Path,
-               chunks: Iterator[np.ndarray] | None, shots: np.ndarray) -> PatchWriter:
+    def writer(self, output: Path, info: VideoInfo, sound: Path, feed: SoundFeed | None,
+               shots: np.ndarray) -> PatchWriter:
         return PatchWriter(output, self.source, info, self.layout, shots)
 
 

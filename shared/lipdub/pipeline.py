@@ -14,16 +14,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lipdub.audio.load import FEATURE_RATE, iter_audio
+from lipdub.audio.load import FEATURE_RATE
 from lipdub.audio.samples import Padded, Samples, decoded_samples
 from lipdub.blend import BlendMode, shaped
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.track import FaceTrack, analyse_faces
+from lipdub.media.ahead import read_ahead
 from lipdub.media.checks import check_dub_files
 from lipdub.media.decode import iter_frames, iter_frames_looped
-from lipdub.media.encode import AUDIO_RATE
+from lipdub.media.encode import SoundFeed
 from lipdub.media.formats import read_format
 from lipdub.media.frame_cache import DiskFrameCache
 from lipdub.media.probe import VideoInfo, probe_video
@@ -125,9 +126,17 @@ def dub(
     with clock.time("probe"):
         info = check_dub_files(video, audio, output, [r.audio for r in retakes(ranges)],
                                (out or Delivery()).suffixes)
+    out = out or Delivery()
     with ExitStack() as stack:
         with clock.time("audio"):
             sound = stack.enter_context(dub_sound(audio, info, ranges))
+            samples = stack.enter_context(decoded_samples(sound))
+        plan = _plan(info, samples, sync_mode, ranges)
+        # The new sound is encoded while the analysis pass runs: that pass's thread leaves
+        # part of a core idle, and the render's is a dub's bottleneck.
+        feed = out.sound(sound, plan.frame_count / info.fps)
+        if feed is not None:
+            stack.callback(feed.stop)
         cache = (stack.enter_context(closing(DiskFrameCache(info.height, info.width,
                                                              info.frame_count)))
                  if sync_mode is SyncMode.BOUNCE else None)  # filled by the analysis pass
@@ -135,8 +144,8 @@ def dub(
                             cache, clock, progress)
         return _render_all(info, sound, output, [Performer(engine, analysis, blend=blend)],
                            sync_mode,
-                           cache, clock, progress, restorer, started, ranges=ranges,
-                           out=out, qc=qc)
+                           cache, clock, progress, restorer, started, samples=samples,
+                           ranges=ranges, out=out, qc=qc, feed=feed)
 
 
 def analyse_video(video: Path, engine: LipSyncEngine, face: FaceSelector | None = None,
@@ -197,7 +206,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                 samples: Samples | None = None,
                 ranges: list[FrameRange] | None = None,
                 out: Output | None = None, qc: QCThresholds | None = None,
-                base: Path | None = None) -> DubReport:
+                base: Path | None = None, feed: SoundFeed | None = None) -> DubReport:
     out = out or Delivery()
     with ExitStack() as stack:
         stack.enter_context(pipeline_threads())
@@ -206,8 +215,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
                 # On disk, read a slice at a time: a film's track is never in memory.
                 samples = stack.enter_context(decoded_samples(audio))
         fps = float(info.fps)
-        plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, fps, sync_mode)
-        check_inside(ranges or [], plan.frame_count, info.fps)  # before any rendering
+        plan = _plan(info, samples, sync_mode, ranges)
         with clock.time("audio"):
             for performer in performers:
                 line = performer.line
@@ -218,7 +226,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
         weights = [blend_weights(ranges_for(ranges, p.character), plan.frame_count)
                    for p in performers]
         report = _render(info, audio, output, performers, plan, cache, clock, progress,
-                         restorer, span, weights, out, base)
+                         restorer, span, weights, out, base, feed)
         if qc is not None and span is None and out.playable:
             with clock.time("qc", frames=report.output_frames):
                 report.qc = _check(info, output, plan, performers, samples, weights, qc,
@@ -237,6 +245,14 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
             "new audio."
         )
     return report
+
+
+def _plan(info: VideoInfo, samples: Samples, sync_mode: SyncMode,
+          ranges: list[FrameRange] | None) -> SyncPlan:
+    plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, float(info.fps),
+                     sync_mode)
+    check_inside(ranges or [], plan.frame_count, info.fps)  # before any rendering
+    return plan
 
 
 def _check(info: VideoInfo, output: Path, plan: SyncPlan, performers: list[Performer],
@@ -262,18 +278,52 @@ def _analyse(
     progress: ProgressSink,
 ) -> Analysis:
     progress.start("faces", info.frame_count)
+    studies = _StudyThread(engine)
 
     def look(i: int, rgb: np.ndarray, box: np.ndarray | None) -> None:
         if cache is not None:
             cache.put(i, rgb)
-        _study(engine, i, rgb, box)
+        studies.study(i, rgb, box)
         progress.advance("faces")
 
-    with pipeline_threads(), clock.time("faces", frames=info.frame_count):
-        track = analyse_faces(iter_frames(info), info.frame_count, selector, detect_every,
+    with (pipeline_threads(), clock.time("faces", frames=info.frame_count),
+          closing(studies), closing(read_ahead(iter_frames(info))) as frames):
+        track = analyse_faces(frames, info.frame_count, selector, detect_every,
                               on_frame=look)
+        studies.wait()
     progress.finish("faces")
     return Analysis(track=track, study=engine.study_state())
+
+
+class _StudyThread:
+    """The engine's study of the analysis pass's faces, on a thread of its own: the pass's
+    own thread is its bottleneck (decoding runs on FFmpeg's threads), and at 720p the
+    study (a face-landmark model every STUDY_EVERY frames) was a quarter of its work
+    while half a core stood idle (benchmarks/RESULTS.md). In order, one at a time, so
+    the engine learns exactly what it would have in line; a few frames held at most."""
+
+    HELD = 4
+
+    def __init__(self, engine: LipSyncEngine) -> None:
+        self._engine = engine
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="lipdub-study")
+        self._queued: list[Future] = []
+
+    def study(self, i: int, rgb: np.ndarray, box: np.ndarray | None) -> None:
+        if box is None or i % STUDY_EVERY:
+            return
+        self._queued.append(self._thread.submit(_study, self._engine, i, rgb, box))
+        while len(self._queued) > self.HELD:
+            self._queued.pop(0).result()  # raises what the study raised
+
+    def wait(self) -> None:
+        while self._queued:
+            self._queued.pop(0).result()
+
+    def close(self) -> None:
+        for queued in self._queued:  # the pass failed: what is not begun is not needed
+            queued.cancel()
+        self._thread.shutdown(wait=True)
 
 
 def study_faces(info: VideoInfo, engines: list[LipSyncEngine],
@@ -343,6 +393,7 @@ def _render(
     weights: list[np.ndarray | None] | None = None,
     out: Output | None = None,
     base: Path | None = None,
+    feed: SoundFeed | None = None,  # the new sound, begun (None: begun here)
 ) -> DubReport:
     out = out or Delivery()
     wanted = span.frames if span is not None else range(plan.frame_count)
@@ -361,7 +412,10 @@ def _render(
     # An earlier version's frames, in step with the output: kept wherever nothing is dubbed.
     kept = _source_frames(probe_video(base), np.arange(first, wanted.stop), None,
                           out.convert) if base is not None else None
-    audio_chunks = None if span is not None else iter_audio(audio, AUDIO_RATE, "stereo")
+    if span is not None:
+        feed = None  # a part of a film: picture only
+    elif feed is None:
+        feed = out.sound(audio, len(wanted) / info.fps)
     # (frame, each performer's crop or None, whether it is written: warm-up frames are not)
     pending: list[tuple[np.ndarray, list[FaceCrop | None], bool]] = []
     previous_source = [-2] * len(performers)
@@ -413,7 +467,10 @@ def _render(
             finish(writer)
 
     shots = track_shots[plan.source_indices[wanted.start:wanted.stop]]
-    with renderer, out.writer(output, info, audio, audio_chunks, shots) as writer:
+    with renderer, ExitStack() as stack:
+        if feed is not None:
+            stack.callback(feed.stop)  # stopped whatever happens; after close, a no-op
+        writer = stack.enter_context(out.writer(output, info, audio, feed, shots))
         for k in range(first, wanted.stop):
             keep = k >= wanted.start
             source = int(plan.source_indices[k])

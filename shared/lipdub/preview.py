@@ -7,9 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from lipdub.audio.load import iter_audio
 from lipdub.media.decode import iter_frames
-from lipdub.media.encode import AUDIO_RATE, DubWriter
+from lipdub.media.encode import DubWriter, delivery_sound
 from lipdub.media.probe import probe_video
 
 
@@ -22,7 +21,7 @@ def write_side_by_side(source: Path, dubbed: Path, output: Path, height: int = 3
     src_info, dub_info = probe_video(source), probe_video(dubbed)
     width = 2 * int(round(dub_info.width * height / dub_info.height / 2))
     frames = dub_info.frame_count
-    audio = iter_audio(dubbed, AUDIO_RATE, "stereo")
+    audio = delivery_sound(dubbed, frames / dub_info.fps)
     with DubWriter(output, 2 * width, height, dub_info.fps, audio, frames, crf=23) as writer:
         src_frames = iter_frames(src_info)
         last_src = None

@@ -165,13 +165,14 @@ class MasterWriter:
         self._video = video
         self._copied: dict[int, av.stream.Stream] = {}
         replaced = dialogue.stream(source)
-        self._new = None
+        self._total = total_frames
+        self._sound: SoundFeed | None = None
         for index, stream in enumerate(self._src.streams.audio):
             if index == replaced:
-                self._new = self._dialogue_stream(stream.codec_context.name,
-                                                  stream.codec_context.sample_rate,
-                                                  stream.codec_context.layout.name,
-                                                  dict(stream.metadata).get("language"))
+                self._sound = self._dialogue(sound, stream.codec_context.name,
+                                             stream.codec_context.sample_rate,
+                                             stream.codec_context.layout.name,
+                                             dict(stream.metadata).get("language"))
             else:
                 copy = self._out.add_stream_from_template(stream)
                 copy.metadata.update(dict(stream.metadata))
@@ -183,23 +184,20 @@ class MasterWriter:
             copy.metadata.update(dict(stream.metadata))
             self._copied[stream.index] = copy
         if replaced is None and sound is not None:
-            self._new = self._dialogue_stream("pcm_s24le", 48_000, "stereo",
-                                              dialogue.language)
+            self._sound = self._dialogue(sound, "pcm_s24le", 48_000, "stereo",
+                                         dialogue.language)
         self._packets = self._src.demux(*[self._src.streams[i] for i in self._copied]) \
             if self._copied else iter(())
         self._pending: av.Packet | None = None
-        self._sound = SoundFeed(self._out, self._new, iter_audio(
-            sound, self._new.rate, self._new.layout.name) if sound is not None else iter(())) \
-            if self._new is not None else None
-        self._total = total_frames
         self.frames_written = 0
 
-    def _dialogue_stream(self, codec: str, rate: int, layout: str, language: str | None):  # noqa: ANN202
-        stream = self._out.add_stream(codec, rate=rate)
-        stream.layout = layout
-        if language:
-            stream.metadata["language"] = language
-        return stream
+    def _dialogue(self, sound: Path | None, codec: str, rate: int, layout: str,
+                  language: str | None) -> SoundFeed:
+        """The new dialogue, encoded as `codec` (silence where there is no `sound`)."""
+        chunks = iter_audio(sound, rate, layout) if sound is not None else iter(())
+        feed = SoundFeed(chunks, self._total / self._fps, codec, rate, layout)
+        feed.add_to(self._out, language)
+        return feed
 
     def write(self, planes: list[np.ndarray]) -> None:
         if self._drop:
@@ -234,14 +232,15 @@ class MasterWriter:
 
     def _write_dialogue_until(self, frames: int) -> None:
         if self._sound is not None:
-            self._sound.until(min(frames, self._total) / self._fps)
+            self._sound.until(frames / self._fps)
 
     def close(self) -> None:
         try:
             self._copy_audio_until(float("inf"))
-            for stream in [self._video, *([self._new] if self._new is not None else [])]:
-                for packet in stream.encode(None):
-                    self._out.mux(packet)
+            for packet in self._video.encode(None):
+                self._out.mux(packet)
+            if self._sound is not None:
+                self._sound.flush()
             self._out.close()
             self._src.close()
             self._tmp.replace(self.output)
@@ -250,6 +249,8 @@ class MasterWriter:
             raise
 
     def abort(self) -> None:
+        if self._sound is not None:
+            self._sound.stop()
         for container in (self._out, self._src):
             with suppress(Exception):  # already failing: remove what is left
                 container.close()

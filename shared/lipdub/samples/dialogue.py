@@ -17,7 +17,7 @@ from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
 from lipdub.engines.warp.interior import capture_reference
 from lipdub.engines.warp.landmarks import FaceShape, LandmarkTracker
-from lipdub.media.encode import DubWriter
+from lipdub.media.encode import DubWriter, aac_sound
 from lipdub.samples.speech import SpeechSpec, speech_like
 from lipdub.samples.talking import ClipSpec, base_frame
 
@@ -118,8 +118,9 @@ def write_dialogue(path: Path, spec: DialogueSpec = DialogueSpec()) -> Dialogue:
     mix = line_a + line_b
     up = np.interp(np.arange(len(mix) * 3) / 3, np.arange(len(mix)), mix).astype(np.float32)
     stills: dict[int, tuple] = {}
-    with DubWriter(path, spec.width, spec.height, spec.fps, iter([np.stack([up, up])]),
-                   count, crf=20) as writer:
+    with DubWriter(path, spec.width, spec.height, spec.fps,
+                   aac_sound(iter([np.stack([up, up])]), count / spec.fps), count,
+                   crf=20) as writer:
         for k in range(count):
             shot = int(shot_of[k])
             if shot not in stills:

@@ -15,7 +15,7 @@ from lipdub.engines.warp.articulation import articulation_track
 from lipdub.engines.warp.engine import reanimate
 from lipdub.engines.warp.interior import capture_reference
 from lipdub.engines.warp.landmarks import LandmarkTracker
-from lipdub.media.encode import DubWriter
+from lipdub.media.encode import DubWriter, aac_sound
 
 # The face in skimage's 512x512 astronaut photo spans about rows 95-215.
 _PHOTO_FACE_HEIGHT = 120
@@ -136,7 +136,8 @@ def write_multishot_clip(path: Path, shots: list[Shot], audio_16k: np.ndarray) -
     total = sum(counts)
     up = np.interp(np.arange(len(audio_16k) * 3) / 3, np.arange(len(audio_16k)), audio_16k)
     with DubWriter(path, first.width, first.height, first.fps,
-                   iter([np.stack([up, up]).astype(np.float32)]), total, crf=20) as writer:
+                   aac_sound(iter([np.stack([up, up]).astype(np.float32)]), total / fps),
+                   total, crf=20) as writer:
         done = 0
         for shot, count in zip(shots, counts, strict=True):
             part = audio_16k[round(done / fps * 16_000):round((done + count) / fps * 16_000)]
@@ -155,7 +156,8 @@ def write_talking_clip(path: Path, spec: ClipSpec, audio_16k: np.ndarray,
     if audio_48k_stereo is None:
         up = np.interp(np.arange(len(audio_16k) * 3) / 3, np.arange(len(audio_16k)), audio_16k)
         audio_48k_stereo = np.stack([up, up]).astype(np.float32)
-    with DubWriter(path, spec.width, spec.height, spec.fps, iter([audio_48k_stereo]),
+    with DubWriter(path, spec.width, spec.height, spec.fps,
+                   aac_sound(iter([audio_48k_stereo]), frame_count / fps),
                    frame_count, crf=20) as writer:
         for frame in iter_talking_frames(spec, audio_16k, frame_count):
             writer.write(frame)
