@@ -21,7 +21,6 @@ from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.track import FaceTrack, analyse_faces
-from lipdub.media.ahead import read_ahead
 from lipdub.media.checks import check_dub_files
 from lipdub.media.decode import iter_frames, iter_frames_looped
 from lipdub.media.encode import SoundFeed
@@ -287,8 +286,8 @@ def _analyse(
         progress.advance("faces")
 
     with (pipeline_threads(), clock.time("faces", frames=info.frame_count),
-          closing(studies), closing(read_ahead(iter_frames(info))) as frames):
-        track = analyse_faces(frames, info.frame_count, selector, detect_every,
+          closing(studies)):
+        track = analyse_faces(iter_frames(info), info.frame_count, selector, detect_every,
                               on_frame=look)
         studies.wait()
     progress.finish("faces")

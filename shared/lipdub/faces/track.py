@@ -3,7 +3,8 @@ optical flow in between, then smooth the boxes within each shot (never across a 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 
 import cv2
@@ -13,6 +14,7 @@ from scipy.ndimage import gaussian_filter1d
 from lipdub.faces.detect import Detection, FaceDetector, iou
 from lipdub.faces.select import FaceSelector
 from lipdub.faces.shots import CutDetector
+from lipdub.media.ahead import read_ahead
 
 SMALL_WIDTH = 480  # cut detection and optical flow look at frames this wide (downscaled)
 _SAME_PERSON_IOU = 0.3
@@ -106,55 +108,86 @@ def analyse_faces(
     on_frame: Callable[[int, np.ndarray, np.ndarray | None], None] | None = None,
 ) -> FaceTrack:
     """One streaming pass over the frames; `on_frame(i, rgb, raw_box)` lets other stages
-    look at frames without a second decode."""
+    look at frames without a second decode.
+
+    The frames are decoded, downscaled and, every `detect_every` frames, searched for
+    faces on a read-ahead thread: this thread, which tracks, was the pass's bottleneck
+    (benchmarks/RESULTS.md). Detections off that schedule (on a cut, or after a face is
+    lost) are made here; each frame's detections are the same whichever thread made them
+    (the detector keeps no state between frames)."""
     boxes = np.full((frame_count, 4), np.nan, dtype=np.float32)
     shots = np.zeros(frame_count, dtype=np.int32)
-    detector, cuts, flow = FaceDetector(), CutDetector(), _FlowTracker()
+    cuts, flow = CutDetector(), _FlowTracker()
+    ahead_detector, detector = FaceDetector(), _LazyDetector()
     current: np.ndarray | None = None
     last_detect = -detect_every
     shot = -1
     last_hit = -1
     size = (0, 0)
     most_faces = 0  # the most faces seen in one frame: to explain a selector that chose none
+
+    def prepared() -> Iterator[tuple[np.ndarray, np.ndarray, list[Detection] | None]]:
+        for i, rgb in zip(range(frame_count), decoded, strict=False):
+            scheduled = ahead_detector.detect(rgb) if i % detect_every == 0 else None
+            yield rgb, shrink(rgb, SMALL_WIDTH), scheduled
+
     try:
-        for i, rgb in enumerate(frames):
-            if i >= frame_count:
-                break
-            size = rgb.shape[:2]
-            small = shrink(rgb, SMALL_WIDTH)  # what cut detection and flow look at
-            new_shot = cuts.is_cut(small)
-            if new_shot:
-                shot += 1
-                current = None
-                flow.reset(small, size[1])
-            shots[i] = shot
-            tracked = (flow.step(small, size[1], current)
-                       if current is not None and not new_shot else None)
-            if new_shot or current is None or i - last_detect >= detect_every or tracked is None:
-                detections = detector.detect(rgb)
-                most_faces = max(most_faces, len(detections))
-                last_detect = i
-                previous = tracked if tracked is not None else current
-                current = _redetect(detections, previous, selector, size, fresh=current is None)
-                if current is None and previous is not None:
-                    # Lost since the last confirmed sighting: the frames in between were
-                    # flow guesses, so pass them through rather than dub a ghost box.
-                    boxes[last_hit + 1 : i] = np.nan
+        with closing(read_ahead(frames)) as decoded, closing(read_ahead(prepared())) as ahead:
+            for i, (rgb, small, scheduled) in enumerate(ahead):
+                size = rgb.shape[:2]
+                new_shot = cuts.is_cut(small)  # cut detection and flow look at `small`
+                if new_shot:
+                    shot += 1
+                    current = None
+                    flow.reset(small, size[1])
+                shots[i] = shot
+                tracked = (flow.step(small, size[1], current)
+                           if current is not None and not new_shot else None)
+                if (new_shot or current is None or i - last_detect >= detect_every
+                        or tracked is None):
+                    detections = scheduled if scheduled is not None else detector.detect(rgb)
+                    most_faces = max(most_faces, len(detections))
+                    last_detect = i
+                    previous = tracked if tracked is not None else current
+                    current = _redetect(detections, previous, selector, size,
+                                        fresh=current is None)
+                    if current is None and previous is not None:
+                        # Lost since the last confirmed sighting: the frames in between
+                        # were flow guesses, so pass them through rather than dub a ghost.
+                        boxes[last_hit + 1 : i] = np.nan
+                    if current is not None:
+                        last_hit = i
+                else:
+                    current = tracked
                 if current is not None:
-                    last_hit = i
-            else:
-                current = tracked
-            if current is not None:
-                boxes[i] = current
-            if on_frame is not None:
-                on_frame(i, rgb, current)
+                    boxes[i] = current
+                if on_frame is not None:
+                    on_frame(i, rgb, current)
     finally:
+        ahead_detector.close()  # the read-ahead thread has ended: closing joined it
         detector.close()
     if most_faces and np.isnan(boxes).all() and selector.mode in ("index", "box"):
         raise selector.matched_nothing(most_faces)
     track = FaceTrack(boxes=boxes, shot=shots, frame_size=size)
     smooth_boxes(track)
     return track
+
+
+class _LazyDetector:
+    """The tracking thread's own detector, started only if a detection falls off the
+    read-ahead thread's schedule."""
+
+    def __init__(self) -> None:
+        self._detector: FaceDetector | None = None
+
+    def detect(self, rgb: np.ndarray) -> list[Detection]:
+        if self._detector is None:
+            self._detector = FaceDetector()
+        return self._detector.detect(rgb)
+
+    def close(self) -> None:
+        if self._detector is not None:
+            self._detector.close()
 
 
 def _redetect(
