@@ -131,10 +131,10 @@ def test_a_damaged_sound_fails_the_write_and_leaves_nothing(tmp_path: Path) -> N
 
     output = tmp_path / "out.mp4"
     frame = np.full((64, 64, 3), 128, np.uint8)
-    with pytest.raises(CorruptMediaError, match="damaged audio"):
-        with DubWriter(output, 64, 64, Fraction(25), aac_sound(damaged(), 2), 50) as writer:
-            for _ in range(50):
-                writer.write(frame)
+    with (pytest.raises(CorruptMediaError, match="damaged audio"),
+          DubWriter(output, 64, 64, Fraction(25), aac_sound(damaged(), 2), 50) as writer):
+        for _ in range(50):
+            writer.write(frame)
     assert not output.exists()
     assert_no_partial_files(tmp_path)
     assert not _sound_threads()
@@ -142,10 +142,9 @@ def test_a_damaged_sound_fails_the_write_and_leaves_nothing(tmp_path: Path) -> N
 
 def test_an_output_that_cannot_be_written_stops_its_sound(tmp_path: Path) -> None:
     feed = aac_sound(_chunks(_tone(30.0)), 30)
-    with pytest.raises(FileNotFoundError):
-        with DubWriter(tmp_path / "gone" / "out.mp4", 64, 64, Fraction(25), feed,
-                       750) as writer:
-            writer.write(np.zeros((64, 64, 3), np.uint8))  # the file opens on the first
+    with (pytest.raises(FileNotFoundError),
+          DubWriter(tmp_path / "gone" / "out.mp4", 64, 64, Fraction(25), feed, 750) as writer):
+        writer.write(np.zeros((64, 64, 3), np.uint8))  # the file opens on the first frame
     assert not _sound_threads()
 
 

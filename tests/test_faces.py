@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -87,3 +89,33 @@ def test_crop_pads_down_to_the_chin_and_stays_inside_the_frame() -> None:
     assert crop_box(np.array([10, 10, 15, 15], dtype=np.float32), (360, 640)) is None
     x0, y0, x1, y1 = crop_box(np.array([100, 100, 200, 200], dtype=np.float32), (360, 640))
     assert y0 == 100 and y1 == 222  # 22 % more below for the chin
+
+
+def test_scheduled_detections_run_ahead_and_a_cut_off_schedule_is_detected_at_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every 5th frame's detections are made on the read-ahead thread; a cut at frame 7
+    (off that schedule) is searched on the tracking thread, on that very frame."""
+    seen: list[tuple[int, str]] = []
+    detect = FaceDetector.detect
+
+    def spy(self: FaceDetector, rgb: np.ndarray) -> list:
+        seen.append((int(rgb[0, 0, 2]), threading.current_thread().name))
+        return detect(self, rgb)
+
+    monkeypatch.setattr(FaceDetector, "detect", spy)
+    frames = []
+    for k in range(15):  # frame k carries its number in a corner pixel's blue
+        if k < 7:
+            frame = two_people(left=200, right=100)
+        else:
+            frame = np.full((360, 640, 3), (20, 60, 160), dtype=np.uint8)
+            frame[100:260, 420:580] = _face(160)
+        frame[0, 0, 2] = k
+        frames.append(frame)
+    track = analyse_faces(iter(frames), 15, FaceSelector.parse("largest"), detect_every=5)
+    ahead = sorted(k for k, thread in seen if thread == "lipdub-read-ahead")
+    here = sorted(k for k, thread in seen if thread == threading.current_thread().name)
+    assert ahead == [0, 5, 10]
+    assert here == [7, 12]  # the cut, and five frames after it
+    assert list(track.shot[:7]) == [0] * 7 and list(track.shot[7:]) == [1] * 8
+    assert track.boxes[6, 0] < 200 and track.boxes[7, 0] > 400
