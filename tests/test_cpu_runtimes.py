@@ -94,3 +94,21 @@ def test_a_bad_checkpoint_loading_beside_the_analysis_fails_the_dub(
         dub(talking_clip, short_voice, out, engine)
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["bad.pth"]
+
+
+@pytest.mark.parametrize(("amx", "bf16", "expected"), [
+    (True, True, CpuRuntime.TORCH_BF16),
+    (False, True, CpuRuntime.TORCH),  # AVX512-BF16 alone: bfloat16 measured slower
+    (True, False, CpuRuntime.TORCH),
+])
+def test_auto_runs_bfloat16_only_where_the_cpu_has_amx(
+        monkeypatch: pytest.MonkeyPatch, amx: bool, bf16: bool, expected: CpuRuntime) -> None:
+    import torch
+
+    from lipdub.inference.local import resolve_cpu_runtime
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: bf16)
+    assert resolve_cpu_runtime(CpuRuntime.AUTO) is expected
+    for chosen in RUNTIMES:  # a runtime asked for by name is kept whatever the CPU
+        assert resolve_cpu_runtime(chosen) is chosen

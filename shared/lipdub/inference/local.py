@@ -20,17 +20,20 @@ def pick_device(requested: str = "auto") -> str:
     return requested
 
 
-def native_bf16() -> bool:
-    """The CPU has bfloat16 instructions (AVX512-BF16 or AMX): elsewhere oneDNN emulates
-    them, slower than float32."""
-    return bool(torch.backends.mkldnn.is_available()
+def fast_bf16() -> bool:
+    """The CPU multiplies bfloat16 matrices in AMX tiles. Only there did bfloat16 beat
+    float32 for Wav2Lip: 48.4 against 23.4 frames/s on a 2-core machine with AMX, but
+    20.6 against 28.0 on one with AVX512-BF16 alone (benchmarks/RESULTS.md); without
+    either, oneDNN emulates it, slower still."""
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # torch 2.3+
+    return bool(amx is not None and amx() and torch.backends.mkldnn.is_available()
                 and torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def resolve_cpu_runtime(runtime: CpuRuntime) -> CpuRuntime:
     """`auto` made concrete for this CPU."""
     if runtime is CpuRuntime.AUTO:
-        return CpuRuntime.TORCH_BF16 if native_bf16() else CpuRuntime.TORCH
+        return CpuRuntime.TORCH_BF16 if fast_bf16() else CpuRuntime.TORCH
     return runtime
 
 

@@ -12,7 +12,7 @@ class CpuRuntime(StrEnum):
     """Measured on a 2-core AVX512-BF16 machine, the network alone at batch 8
     (benchmarks/RESULTS.md): torch 23.5 frames/s, onnxruntime 24.6, torch-bf16 48.6."""
 
-    AUTO = "auto"  # torch-bf16 where the CPU computes bfloat16 natively, else torch
+    AUTO = "auto"  # torch-bf16 where the CPU has AMX (lipdub.inference.local), else torch
     TORCH = "torch"  # float32
     TORCH_BF16 = "torch-bf16"  # bfloat16 autocast, float32 accumulation
     ONNXRUNTIME = "onnxruntime"  # float32; the model exported to ONNX once, then cached
