@@ -14,7 +14,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from lipdub.inference.contract import ModelContract, ModelPackage
 from lipdub.inference.errors import InferenceFailedError, InferenceUnavailableError
-from lipdub.inference.metrics import ERROR_KINDS, ERRORS, model_label, observe
+from lipdub.inference.metrics import ERRORS, ErrorKind, model_label, observe
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ class RemotePredictor:
                               reraise=True)
         self._loaded = False  # known to be loaded on the server
         self.model = model_label(contract, package)
-        for kind in ERROR_KINDS:  # at zero from the start: the error-rate alert needs a series
+        for kind in ErrorKind:  # at zero from the start: the error-rate alert needs a series
             ERRORS.labels(self.label, self.model, kind)
 
     def __call__(self, *arrays: np.ndarray) -> np.ndarray:
@@ -90,14 +90,14 @@ class RemotePredictor:
                         self._loaded = False
                         raise Transient(str(exc)) from exc
         except Transient as exc:
-            ERRORS.labels(self.label, self.model, "unavailable").inc()
+            ERRORS.labels(self.label, self.model, ErrorKind.UNAVAILABLE).inc()
             raise InferenceUnavailableError(
                 f"The inference server at {self.address} could not serve "
                 f"'{self.contract.name}': {exc}.",
                 "Check that the model server is up and the model exported "
                 "(lipdub models export).") from exc
         except Refused as exc:
-            ERRORS.labels(self.label, self.model, "refused").inc()
+            ERRORS.labels(self.label, self.model, ErrorKind.REFUSED).inc()
             raise InferenceFailedError(
                 f"The inference server refused the request for '{self.contract.name}': "
                 f"{exc}.", "Check that workers and server run the same release.") from exc

@@ -21,10 +21,10 @@ def pick_device(requested: str = "auto") -> str:
 
 
 def fast_bf16() -> bool:
-    """The CPU multiplies bfloat16 matrices in AMX tiles. Only there did bfloat16 beat
-    float32 for Wav2Lip: 48.4 against 23.4 frames/s on a 2-core machine with AMX, but
-    20.6 against 28.0 on one with AVX512-BF16 alone (benchmarks/RESULTS.md); without
-    either, oneDNN emulates it, slower still."""
+    """The CPU multiplies bfloat16 matrices in AMX tiles. bfloat16 made Wav2Lip twice as
+    fast as float32 on the machines that had them (benchmarks/RESULTS.md, sessions 6-7),
+    but ran 20.6 against 28.0 frames/s on one with AVX512-BF16 alone; with neither,
+    oneDNN emulates it, slower still."""
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)  # torch 2.3+
     return bool(amx is not None and amx() and torch.backends.mkldnn.is_available()
                 and torch.ops.mkldnn._is_mkldnn_bf16_supported())

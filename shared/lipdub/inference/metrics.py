@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from enum import StrEnum
 
 import numpy as np
 from prometheus_client import Counter, Histogram
@@ -22,7 +23,13 @@ ERRORS = Counter("lipdub_inference_errors_total", "Failed inference requests",
                  ["backend", "model", "kind"])
 UNLOADS = Counter("lipdub_inference_model_unloads_total",
                   "Models unloaded to keep the resident bound", ["backend", "family"])
-ERROR_KINDS = ("unavailable", "refused")
+
+
+class ErrorKind(StrEnum):
+    """Why an inference request failed (the errors counter's `kind`)."""
+
+    UNAVAILABLE = "unavailable"  # the server could not be reached, or had no model
+    REFUSED = "refused"  # it answered with an error
 
 
 def model_label(contract: ModelContract, package: ModelPackage | None = None) -> str:

@@ -9,8 +9,9 @@ from lipdub.errors import BadOptionError
 
 
 class CpuRuntime(StrEnum):
-    """Measured on a 2-core AVX512-BF16 machine, the network alone at batch 8
-    (benchmarks/RESULTS.md): torch 23.5 frames/s, onnxruntime 24.6, torch-bf16 48.6."""
+    """Measured on 2-core machines, the network alone (benchmarks/RESULTS.md): at batch 8
+    on session 6's, torch 23.5 frames/s, onnxruntime 24.6, torch-bf16 48.6; at batch 16
+    on one with AVX512-BF16 but no AMX, torch 28.0, torch-bf16 20.6."""
 
     AUTO = "auto"  # torch-bf16 where the CPU has AMX (lipdub.inference.local), else torch
     TORCH = "torch"  # float32

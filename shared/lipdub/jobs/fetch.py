@@ -12,7 +12,7 @@ import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from lipdub.errors import LipDubError
-from lipdub.jobs.metrics import FETCH_FAILURES
+from lipdub.jobs.metrics import FETCH_FAILURES, FetchFailure
 from lipdub.netguard import NetPolicy
 
 MAX_REDIRECTS = 5
@@ -47,16 +47,16 @@ class UrlFetcher:
                 with attempt:
                     self._fetch_once(url, target)
         except InputTooLargeError:
-            FETCH_FAILURES.labels("too_large").inc()
+            FETCH_FAILURES.labels(FetchFailure.TOO_LARGE).inc()
             raise
         except InputFetchError:
-            FETCH_FAILURES.labels("rejected").inc()  # a 4xx, too many redirects
+            FETCH_FAILURES.labels(FetchFailure.REJECTED).inc()
             raise
         except LipDubError:
-            FETCH_FAILURES.labels("refused").inc()  # the SSRF guard
+            FETCH_FAILURES.labels(FetchFailure.REFUSED).inc()
             raise
         except _TransientFetchError as exc:
-            FETCH_FAILURES.labels("unreachable").inc()
+            FETCH_FAILURES.labels(FetchFailure.UNREACHABLE).inc()
             raise InputFetchError(f"Could not fetch '{url}' after {self.attempts} tries: "
                                   f"{exc}.", "Check that the server is up, then resubmit.") \
                 from exc

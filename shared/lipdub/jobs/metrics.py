@@ -9,6 +9,8 @@ does not exist yet is no data, not 0, and an alert on it could never resolve."""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from prometheus_client import Counter, Histogram
 
 from lipdub.db.models import Job
@@ -27,17 +29,29 @@ WEBHOOK_ATTEMPTS = Counter("lipdub_webhook_attempts_total", "Webhook delivery at
 FETCH_FAILURES = Counter("lipdub_fetch_failures_total", "Input URLs that could not be "
                          "fetched, by reason", ["reason"])
 
+
+class WebhookResult(StrEnum):
+    DELIVERED = "delivered"  # a 2xx
+    FAILED = "failed"  # another answer, or none
+    REFUSED = "refused"  # the target failed the SSRF guard
+
+
+class FetchFailure(StrEnum):
+    UNREACHABLE = "unreachable"  # no answer after the retries
+    REFUSED = "refused"  # the SSRF guard
+    TOO_LARGE = "too_large"
+    REJECTED = "rejected"  # a 4xx, too many redirects
+
+
 # The progress phases whose units are video frames (lipdub.pipeline and lipdub.qc report
 # them); other phases count files, bytes or training steps.
 FRAME_PHASES = ("faces", "lip-sync", "qc")
-WEBHOOK_RESULTS = ("delivered", "failed", "refused")
-FETCH_REASONS = ("unreachable", "refused", "too_large", "rejected")
 
 for _phase in FRAME_PHASES:
     FRAMES.labels(_phase)
-for _result in WEBHOOK_RESULTS:
+for _result in WebhookResult:
     WEBHOOK_ATTEMPTS.labels(_result)
-for _reason in FETCH_REASONS:
+for _reason in FetchFailure:
     FETCH_FAILURES.labels(_reason)
 
 

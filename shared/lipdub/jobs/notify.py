@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from lipdub.db.models import Batch, Job, WebhookDelivery, utcnow
 from lipdub.errors import LipDubError
-from lipdub.jobs.metrics import WEBHOOK_ATTEMPTS
+from lipdub.jobs.metrics import WEBHOOK_ATTEMPTS, WebhookResult
 from lipdub.webhooks import signed_headers
 
 # Seconds after the first attempt: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 14 h, 24 h, 30 h.
@@ -124,7 +124,8 @@ def deliver(session: Session, job: Job, secret: str, client: httpx.Client,
         record.error, refused = str(exc), True
     except httpx.HTTPError as exc:
         record.error = f"{type(exc).__name__}: {exc}"
-    WEBHOOK_ATTEMPTS.labels("delivered" if ok else "refused" if refused else "failed").inc()
+    WEBHOOK_ATTEMPTS.labels(WebhookResult.DELIVERED if ok else WebhookResult.REFUSED if refused
+                            else WebhookResult.FAILED).inc()
     retried = message is None if retry is None else retry
     if not ok and not refused and retried and attempt <= len(RETRY_SCHEDULE_S):
         record.next_attempt_at = utcnow() + timedelta(seconds=RETRY_SCHEDULE_S[attempt - 1])

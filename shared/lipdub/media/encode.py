@@ -224,7 +224,7 @@ class SoundFeed:
         with self._changed:
             self._wanted = self._total if target is None else max(self._wanted, target)
             self._changed.notify_all()
-            self._changed.wait_for(lambda: self._done or (
+            self._changed.wait_for(lambda: self._done or self._stopped or (
                 target is not None and self._encoded >= target))
             if self._error is not None:
                 raise self._error
