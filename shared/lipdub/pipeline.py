@@ -14,8 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from lipdub.audio.load import FEATURE_RATE
-from lipdub.audio.samples import Padded, Samples, decoded_samples
+from lipdub.audio.samples import Padded, Samples, decoded_samples, output_plan
 from lipdub.blend import BlendMode, shaped
 from lipdub.engines.base import FaceCrop, LipSyncEngine, MouthPatch
 from lipdub.faces.crop import crop_box
@@ -32,7 +31,7 @@ from lipdub.outputs import Delivery, FrameWriter, Output
 from lipdub.progress import NullProgress, ProgressSink, StageClock, StageTiming
 from lipdub.ranges import FrameRange, blend_weights, check_inside, ranges_for
 from lipdub.retakes import dub_sound, retakes
-from lipdub.sync import SyncMode, SyncPlan, plan_sync
+from lipdub.sync import SyncMode, SyncPlan
 from lipdub.threads import pipeline_threads
 
 if TYPE_CHECKING:
@@ -248,8 +247,7 @@ def _render_all(info: VideoInfo, audio: Path, output: Path, performers: list[Per
 
 def _plan(info: VideoInfo, samples: Samples, sync_mode: SyncMode,
           ranges: list[FrameRange] | None) -> SyncPlan:
-    plan = plan_sync(info.frame_count, len(samples) / FEATURE_RATE, float(info.fps),
-                     sync_mode)
+    plan = output_plan(info, samples, sync_mode)
     check_inside(ranges or [], plan.frame_count, info.fps)  # before any rendering
     return plan
 

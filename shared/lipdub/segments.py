@@ -20,8 +20,7 @@ import ffmpeg
 import imageio_ffmpeg
 import numpy as np
 
-from lipdub.audio.load import FEATURE_RATE
-from lipdub.audio.samples import Samples, decoded_samples
+from lipdub.audio.samples import Samples, decoded_samples, output_plan
 from lipdub.engines.base import LipSyncEngine
 from lipdub.errors import LipDubError
 from lipdub.faces.select import FaceSelector
@@ -29,7 +28,7 @@ from lipdub.faces.track import FaceTrack
 from lipdub.media.encode import AUDIO_RATE
 from lipdub.media.probe import VideoInfo, probe_video
 from lipdub.pipeline import Analysis, Span, analyse_video, render_video
-from lipdub.sync import SyncMode, SyncPlan, plan_sync
+from lipdub.sync import SyncMode, SyncPlan
 
 if TYPE_CHECKING:
     from lipdub.restore.stage import Restorer
@@ -113,8 +112,7 @@ def plan_for(video: Path, samples: Samples, analysis: Analysis, sync_mode: SyncM
              max_seconds: float) -> tuple[VideoInfo, SyncPlan, list[Segment]]:
     """The output's frame plan and its segments, as every worker computes them alike."""
     info = probe_video(video)
-    seconds = len(samples) / FEATURE_RATE
-    plan = plan_sync(info.frame_count, seconds, float(info.fps), sync_mode)
+    plan = output_plan(info, samples, sync_mode)
     return info, plan, plan_segments(analysis.track, plan, info.fps, max_seconds)
 
 

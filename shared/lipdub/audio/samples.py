@@ -12,11 +12,15 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from lipdub.audio.load import FEATURE_RATE, check_enough_audio, iter_audio
+from lipdub.sync import SyncMode, SyncPlan, plan_sync
+
+if TYPE_CHECKING:
+    from lipdub.media.probe import VideoInfo
 
 
 class Samples(Protocol):
@@ -84,6 +88,12 @@ def decode_to(audio: Path | str, path: Path) -> SampleFile:
     finally:
         partial.unlink(missing_ok=True)
     return SampleFile(path, count)
+
+
+def output_plan(info: VideoInfo, line: Samples, mode: SyncMode) -> SyncPlan:
+    """Which source frame each output frame shows, for this video and this line (16 kHz):
+    worked out alike by a dub, each segment's render, the probe stage and the QC."""
+    return plan_sync(info.frame_count, len(line) / FEATURE_RATE, float(info.fps), mode)
 
 
 def decoded_once(audio: Path) -> SampleFile:

@@ -40,7 +40,7 @@ from lipdub.media.formats import check_progressive, read_format
 from lipdub.media.probe import probe_audio, probe_video
 from lipdub.output_profiles import OutputProfile, master_suffix
 from lipdub.storage import tenant_key
-from lipdub.sync import SyncMode, plan_sync
+from lipdub.sync import SyncMode
 
 # The media work (pipeline, segments, analysis files; the face models and torch behind
 # them) is imported by the stages that run it: the gateway builds job plans from this
@@ -186,12 +186,10 @@ def dub_stages(settings: Settings, check_inputs: Callable[[Path, Path], None]) -
         check_inputs(video, audio)
         probe_audio(audio)  # no audio track: fail now, with its own message
         if ranges:
-            from lipdub.audio.load import FEATURE_RATE
-            from lipdub.audio.samples import decoded_once
+            from lipdub.audio.samples import decoded_once, output_plan
             from lipdub.ranges import check_inside
 
-            seconds = len(decoded_once(audio)) / FEATURE_RATE
-            plan = plan_sync(info.frame_count, seconds, float(info.fps), _sync(options))
+            plan = output_plan(info, decoded_once(audio), _sync(options))
             check_inside(ranges, plan.frame_count, info.fps)
         ctx.progress.finish("fetch")
 

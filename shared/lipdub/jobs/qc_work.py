@@ -24,14 +24,11 @@ class _Inputs:
 
 def _plan(ctx: WorkContext, sync_mode: SyncMode):  # noqa: ANN202 - (VideoInfo, SyncPlan)
     """The source and the output's frame plan, as the render made it."""
-    from lipdub.audio.load import FEATURE_RATE
-    from lipdub.audio.samples import decoded_once
+    from lipdub.audio.samples import decoded_once, output_plan
     from lipdub.media.probe import probe_video
-    from lipdub.sync import plan_sync
 
     info = probe_video(ctx.local(ctx.work["video"]))
-    seconds = len(decoded_once(ctx.local(ctx.work["audio"]))) / FEATURE_RATE
-    return info, plan_sync(info.frame_count, seconds, float(info.fps), sync_mode)
+    return info, output_plan(info, decoded_once(ctx.local(ctx.work["audio"])), sync_mode)
 
 
 def _inputs(ctx: WorkContext, sync_mode: SyncMode, ranges: list | None) -> _Inputs:
