@@ -252,3 +252,33 @@ def test_the_cli_refuses_a_bad_cast_before_the_analysis(
     code, text = run_cli("dub", "--video", str(dialogue.path), "--output", str(output),
                          "--cast-file", str(cast_file))
     assert code == 2 and "cast[0].audio is missing" in text, text
+
+
+class FrameCounts:
+    def __init__(self) -> None:
+        self.totals: dict[str, int] = {}
+        self.done: dict[str, int] = {}
+
+    def start(self, stage: str, total: int) -> None:
+        self.totals[stage] = total
+
+    def advance(self, stage: str, amount: int = 1) -> None:
+        self.done[stage] = self.done.get(stage, 0) + amount
+
+    def finish(self, stage: str) -> None:
+        pass
+
+
+def test_the_scene_reports_each_pass_as_its_own_phase_one_unit_a_frame(
+        dialogue: Dialogue) -> None:
+    """Progress units of a frame phase are frames (the frames metric adds them up)."""
+    from lipdub.jobs.metrics import FRAME_PHASES
+    from lipdub.progress import MOUTHS
+    from lipdub.scene import analyse_scene
+
+    info = probe_video(dialogue.path)
+    counts = FrameCounts()
+    analyse_scene(info, progress=counts)
+    assert counts.totals == {"faces": info.frame_count, MOUTHS: info.frame_count}
+    assert counts.done == counts.totals
+    assert set(counts.done) <= set(FRAME_PHASES)

@@ -8,6 +8,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# A cast's second analysis pass (lipdub.scene): how each person's mouth opens.
+MOUTHS = "mouths"
+
 
 class ProgressSink(Protocol):
     def start(self, stage: str, total: int) -> None: ...

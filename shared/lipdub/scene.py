@@ -13,7 +13,7 @@ from lipdub.faces.people import People, track_people
 from lipdub.faces.speaking import Speaking, loudness, mouth_openness, who_speaks
 from lipdub.media.decode import iter_frames
 from lipdub.media.probe import VideoInfo
-from lipdub.progress import NullProgress, ProgressSink
+from lipdub.progress import MOUTHS, NullProgress, ProgressSink
 from lipdub.threads import pipeline_threads
 
 
@@ -33,24 +33,27 @@ class Scene:
 
 def analyse_scene(info: VideoInfo, detect_every: int = 5,
                   progress: ProgressSink | None = None) -> Scene:
-    """Two streaming passes: the people (detections linked through each shot), then their
-    lips (their boxes are only known once the first pass has seen the whole shot)."""
+    """Two streaming passes, each its own progress phase (so each frame counts once in
+    each): the people (detections linked through each shot), then their mouths (their
+    boxes are only known once the first pass has seen the whole shot)."""
     progress = progress or NullProgress()
     count = info.frame_count
-    progress.start("faces", 2 * count)
+    progress.start("faces", count)
     with pipeline_threads():
         people = track_people(iter_frames(info), count, detect_every,
                               on_frame=lambda i, rgb: progress.advance("faces"))
+        progress.finish("faces")
+        progress.start(MOUTHS, count)
         openness = mouth_openness(_counted(iter_frames(info), progress), people)
     level = None
     if info.has_audio:
         with decoded_samples(info.path) as samples:
             level = loudness(samples, float(info.fps), len(people.shot)).astype(np.float32)
-    progress.finish("faces")
+    progress.finish(MOUTHS)
     return Scene(people, openness, level, float(info.fps))
 
 
 def _counted(frames, progress: ProgressSink):  # noqa: ANN001, ANN202 - frame iterators
     for rgb in frames:
-        progress.advance("faces")
+        progress.advance(MOUTHS)
         yield rgb

@@ -14,6 +14,7 @@ from enum import StrEnum
 from prometheus_client import Counter, Histogram
 
 from lipdub.db.models import Job
+from lipdub.progress import MOUTHS
 
 JOBS_ENDED = Counter("lipdub_jobs_ended_total", "Jobs that reached an end, by kind and outcome",
                      ["kind", "outcome"])
@@ -43,9 +44,9 @@ class FetchFailure(StrEnum):
     REJECTED = "rejected"  # a 4xx, too many redirects
 
 
-# The progress phases whose units are video frames (lipdub.pipeline and lipdub.qc report
-# them); other phases count files, bytes or training steps.
-FRAME_PHASES = ("faces", "lip-sync", "qc")
+# The progress phases whose units are video frames (lipdub.pipeline, lipdub.scene and
+# lipdub.qc report them); other phases count files, bytes or training steps.
+FRAME_PHASES = ("faces", MOUTHS, "lip-sync", "qc")
 
 for _phase in FRAME_PHASES:
     FRAMES.labels(_phase)
