@@ -294,3 +294,17 @@ def test_demo_inputs_are_real_speech_like_media(tmp_path: Path) -> None:
     got = inspect_output(inputs.video)
     assert got.frames == 50 and got.audio_seconds == pytest.approx(2.0, abs=0.05)
     assert speech_like(SpeechSpec(seconds=1.0, seed=7)).std() > 0.01
+
+
+def test_the_demo_dubs_its_clip_and_writes_the_side_by_side_preview(tmp_path: Path) -> None:
+    """What `bash scripts/demo.sh` runs (the README's first command)."""
+    code, text = run_cli("demo", "--out", str(tmp_path), "--seconds", "2")
+    assert code == 0, text
+    dubbed, preview = tmp_path / "dubbed.mp4", tmp_path / "dubbed.preview.mp4"
+    assert f"preview (source | dubbed): {preview}" in " ".join(text.split())
+    got, side_by_side = inspect_output(dubbed), inspect_output(preview)
+    assert got.frames == 50 and side_by_side.frames == got.frames
+    side = 2 * round(got.width * 360 / got.height / 2)  # each half scaled to 360 high
+    assert (side_by_side.width, side_by_side.height) == (2 * side, 360)
+    assert side_by_side.audio_seconds == pytest.approx(got.audio_seconds, abs=0.05)
+    assert_no_partial_files(tmp_path)

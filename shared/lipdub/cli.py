@@ -327,7 +327,7 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
             wav2lip_checkpoint: Path | None, sync_mode: SyncMode, face: str, device: str,
             preview: bool, restorer=None,  # noqa: ANN001 - Restorer
             cpu_runtime: str | None = None,
-            ranges=None, out=None,  # noqa: ANN001 - list[FrameRange], Output
+            ranges=None, out_plan=None,  # noqa: ANN001 - list[FrameRange], Output
             qc: bool = True,
             blend: BlendMode = BlendMode.STANDARD):  # noqa: ANN201 - DubReport
     from lipdub.engines.registry import build_engine
@@ -343,7 +343,7 @@ def run_dub(video: Path, audio: Path | None, output: Path, engine: str,
                          cpu_runtime or settings.cpu_runtime, settings.model_cache_dir)
     with closing(built), _progress_bar() as bar:
         report = run(video, audio, output, built, sync_mode, selector,
-                     settings.detect_every, RichProgress(bar), restorer, ranges, out,
+                     settings.detect_every, RichProgress(bar), restorer, ranges, out_plan,
                      settings.qc_thresholds if qc else None, blend)
     print_summary(report)
     if preview:
