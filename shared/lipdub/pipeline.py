@@ -121,10 +121,10 @@ def dub(
     progress = progress or NullProgress()
     clock = StageClock()
     started = time.perf_counter()
+    out = out or Delivery()
     with clock.time("probe"):
         info = check_dub_files(video, audio, output, [r.audio for r in retakes(ranges)],
-                               (out or Delivery()).suffixes)
-    out = out or Delivery()
+                               out.suffixes)
     with ExitStack() as stack:
         with clock.time("audio"):
             sound = stack.enter_context(dub_sound(audio, info, ranges))
@@ -294,9 +294,9 @@ def _analyse(
 
 class _StudyThread:
     """The engine's study of the analysis pass's faces, on a thread of its own: the pass's
-    own thread is its bottleneck (decoding runs on FFmpeg's threads), and at 720p the
-    study (a face-landmark model every STUDY_EVERY frames) was a quarter of its work
-    while half a core stood idle (benchmarks/RESULTS.md). In order, one at a time, so
+    own thread is its bottleneck, and at 720p the study (a face-landmark model every
+    STUDY_EVERY frames) was a quarter of its work while half a core stood idle
+    (benchmarks/RESULTS.md). In order, one at a time, so
     the engine learns exactly what it would have in line; a few frames held at most."""
 
     HELD = 4
