@@ -87,6 +87,17 @@ def test_sound_feed_writes_the_bytes_an_encoder_in_line_writes(tmp_path: Path,
     assert _audio_packets(tmp_path / "threaded.m4a") == reference
 
 
+def test_sound_feed_skips_empty_chunks(tmp_path: Path) -> None:
+    samples = _tone(1.0)
+    _in_line(tmp_path / "in_line.m4a", samples, Fraction(1))
+    feed = aac_sound(iter([samples[:, :0], samples[:, :CHUNK], samples[:, :0],
+                           samples[:, CHUNK:]]), 1)
+    with av.open(str(tmp_path / "threaded.m4a"), mode="w") as container:
+        feed.add_to(container)
+        feed.flush()
+    assert _audio_packets(tmp_path / "threaded.m4a") == _audio_packets(tmp_path / "in_line.m4a")
+
+
 def _sound_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name == "lipdub-sound"]
 

@@ -249,6 +249,8 @@ class SoundFeed:
                 if chunk is None:  # past the track's end: silence, a second at a time
                     chunks = None
                     chunk = np.zeros((channels, self._rate), np.float32)
+                elif chunk.shape[1] == 0:
+                    continue  # an empty chunk: an encoder refuses a frame of no samples
                 self._encode(chunk[:, :self._total - self._encoded])
             self._encode(None)
             with self._changed:
